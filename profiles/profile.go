@@ -1,0 +1,83 @@
+package profiles
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Profile is a decoded profile. Keys are the flags' words.
+type Profile struct {
+	Name        string   `toml:"-"`
+	Description string   `toml:"description"`
+	Hostname    string   `toml:"hostname"`
+	SystemDirs  []string `toml:"system-dirs"`
+	BindWorkdir bool     `toml:"bind-workdir"`
+	Volume      []string `toml:"volume"`
+	Tmpfs       []string `toml:"tmpfs"`
+	EnvPass     []string `toml:"env-pass"`
+	Env         []string `toml:"env"`
+}
+
+//go:embed default.toml
+var defaultTOML []byte
+
+var builtin = map[string][]byte{
+	"default": defaultTOML,
+}
+
+// UnknownError is a profile name that does not exist.
+type UnknownError struct {
+	Name      string
+	Available []string
+}
+
+func (e *UnknownError) Error() string { return fmt.Sprintf("unknown profile %q", e.Name) }
+
+// DecodeError is a profile that does not parse or has unknown keys.
+type DecodeError struct {
+	Name string
+	Err  error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("profile %s: %v", e.Name, e.Err) }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Names lists the built-in profiles.
+func Names() []string {
+	out := make([]string, 0, len(builtin))
+	for n := range builtin {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Load returns the built-in profile called name.
+func Load(name string) (*Profile, error) {
+	b, ok := builtin[name]
+	if !ok {
+		return nil, &UnknownError{Name: name, Available: Names()}
+	}
+	return Decode(name, b)
+}
+
+// Decode parses a profile strictly: an unknown key is an error.
+func Decode(name string, b []byte) (*Profile, error) {
+	var p Profile
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) {
+			return nil, &DecodeError{Name: name, Err: errors.New(sme.String())}
+		}
+		return nil, &DecodeError{Name: name, Err: err}
+	}
+	p.Name = name
+	return &p, nil
+}

@@ -1,0 +1,290 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/spec"
+)
+
+// InitCommand is the hidden first argument that selects the child stage.
+const InitCommand = "__init"
+
+// InitMain is the child stage: it runs as PID 1 of the new namespaces,
+// builds the root, starts the command and stays to reap and forward
+// signals. It returns the exit code for os.Exit. Everything the parent needs
+// to know travels over the sync socket; stderr is used only when there is
+// no socket to report on.
+func InitMain(args []string) int {
+	// Credentials (ambient capabilities, no_new_privs) are per thread; the
+	// command is forked from this thread, so all set-up stays on it.
+	runtime.LockOSThread()
+	start := time.Now()
+
+	syncFD, specFD, err := parseInitArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %s is internal and not for direct use: %v\n", InitCommand, err)
+		return 125
+	}
+	// Nothing we inherited may reach the command: every fd above 2 is
+	// close-on-exec from here on, including any the caller leaked to us.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: init: close_range: %v\n", err)
+		return 125
+	}
+	// As PID 1 of a new PID namespace, a signal without a handler is
+	// dropped (pid_namespaces(7)), so catch everything before saying hello.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
+
+	c := conn{os.NewFile(uintptr(syncFD), "sync")}
+	s, err := spec.Decode(os.NewFile(uintptr(specFD), "spec"))
+	unix.Close(specFD)
+	if err != nil {
+		c.send(failure(StageStart, "read spec", "", err))
+		return 125
+	}
+	ch := &child{conn: c, spec: s, sigs: sigs}
+	ch.mark(StageStart, start)
+	if err := c.send(message{Kind: msgHello}); err != nil {
+		return 125
+	}
+	m, _, err := c.recv()
+	if err != nil || m.Kind != msgContinue {
+		// The parent went away or failed to map ids; it reports that.
+		return 125
+	}
+	return ch.run()
+}
+
+func parseInitArgs(args []string) (syncFD, specFD int, err error) {
+	syncFD, specFD = -1, -1
+	for _, a := range args {
+		name, val, ok := strings.Cut(a, "=")
+		if !ok {
+			return 0, 0, fmt.Errorf("unexpected argument %q", a)
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 3 {
+			return 0, 0, fmt.Errorf("bad fd in %q", a)
+		}
+		switch name {
+		case "--sync-fd":
+			syncFD = n
+		case "--spec-fd":
+			specFD = n
+		default:
+			return 0, 0, fmt.Errorf("unknown argument %q", a)
+		}
+	}
+	if syncFD < 0 || specFD < 0 {
+		return 0, 0, errors.New("--sync-fd and --spec-fd are required")
+	}
+	return syncFD, specFD, nil
+}
+
+// child is the state of the child stage.
+type child struct {
+	conn  conn
+	spec  *spec.Spec
+	sigs  chan os.Signal
+	times []StageTime
+}
+
+func (ch *child) mark(stage string, t time.Time) {
+	if ch.spec.Debug {
+		ch.times = append(ch.times, StageTime{Stage: stage, Nanos: t.UnixNano()})
+	}
+}
+
+func (ch *child) fail(stage string, err error) int {
+	var se *stepError
+	if errors.As(err, &se) {
+		ch.conn.send(failure(stage, se.op, se.path, se.err))
+	} else {
+		ch.conn.send(failure(stage, "", "", err))
+	}
+	return 125
+}
+
+func (ch *child) run() int {
+	s := ch.spec
+	// From here on our memory and /proc/1 are closed to the sandbox: a
+	// non-dumpable process's /proc files belong to root and it cannot be
+	// ptraced, so the command cannot reach our executable through
+	// /proc/1/exe (CVE-2019-5736). Not earlier: newuidmap checks that
+	// /proc/PID belongs to the caller.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return ch.fail(StageStart, step("prctl", "PR_SET_DUMPABLE", err))
+	}
+	rootfd, err := buildRoot(s)
+	if err != nil {
+		return ch.fail(StageMounts, err)
+	}
+	ch.mark(StageMounts, time.Now())
+	if s.OCI.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.OCI.Hostname)); err != nil {
+			return ch.fail(StageMounts, step("sethostname", s.OCI.Hostname, err))
+		}
+	}
+	err = pivot(rootfd)
+	unix.Close(rootfd)
+	if err != nil {
+		return ch.fail(StagePivot, err)
+	}
+	if err := enterWorkdir(s.OCI.Process.Cwd); err != nil {
+		return ch.fail(StagePivot, err)
+	}
+	ch.mark(StagePivot, time.Now())
+
+	stdio, err := ch.stdio()
+	if err != nil {
+		return ch.fail(StageExec, err)
+	}
+	if err := lockDown(); err != nil {
+		return ch.fail(StageLock, err)
+	}
+	ch.mark(StageLock, time.Now())
+
+	argv0, err := lookPath(s.OCI.Process.Args[0], s.OCI.Process.Env)
+	if err != nil {
+		return ch.fail(StageExec, err)
+	}
+	pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
+		Env:   s.OCI.Process.Env,
+		Files: stdio,
+		Sys: &syscall.SysProcAttr{
+			// A new session: without -t the command has no controlling
+			// terminal, so TIOCSTI cannot push input into the caller's.
+			Setsid:  true,
+			Setctty: s.OCI.Process.Terminal,
+			Ctty:    0,
+		},
+	})
+	if err != nil {
+		return ch.fail(StageExec, step("exec", s.OCI.Process.Args[0], err))
+	}
+	for _, fd := range stdio {
+		if fd > 2 {
+			unix.Close(int(fd))
+		}
+	}
+	ch.mark(StageExec, time.Now())
+	if err := ch.conn.send(message{Kind: msgReady, Pid: pid, Times: ch.times}); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return 125
+	}
+	return ch.reap(pid)
+}
+
+// stdio returns the command's fds 0-2. With a terminal it creates a pty
+// in the sandbox's own devpts and hands the master to the parent.
+func (ch *child) stdio() ([]uintptr, error) {
+	p := ch.spec.OCI.Process
+	if p.Terminal {
+		master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, step("open", "/dev/pts/ptmx", err)
+		}
+		defer unix.Close(master)
+		if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+			return nil, step("unlock pty", "/dev/pts/ptmx", err)
+		}
+		if p.ConsoleSize != nil {
+			ws := &unix.Winsize{Row: uint16(p.ConsoleSize.Height), Col: uint16(p.ConsoleSize.Width)}
+			if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {
+				return nil, step("set window size", "/dev/pts/ptmx", err)
+			}
+		}
+		// TIOCGPTPEER opens the peer without a path lookup (Linux 4.13).
+		slave, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+		if errno != 0 {
+			return nil, step("open pty peer", "/dev/pts", errno)
+		}
+		if err := ch.conn.send(message{Kind: msgPty}, master); err != nil {
+			unix.Close(int(slave))
+			return nil, step("send pty", "", err)
+		}
+		return []uintptr{slave, slave, slave}, nil
+	}
+	in := uintptr(0)
+	if !ch.spec.Interactive {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, step("open", "/dev/null", err)
+		}
+		in = uintptr(fd)
+	}
+	return []uintptr{in, 1, 2}, nil
+}
+
+// lockDown drops what the set-up needed before the command starts.
+// Preconditions: on the thread that will fork the command.
+func lockDown() error {
+	// Ambient capabilities were raised at clone time for the set-up; the
+	// command must not inherit them.
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return step("prctl", "PR_CAP_AMBIENT_CLEAR_ALL", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return step("prctl", "PR_SET_NO_NEW_PRIVS", err)
+	}
+	return nil
+}
+
+// lookPath finds name on the PATH of env, inside the new root, the way
+// execvp does: a name with a slash is used as is; otherwise the first
+// executable match wins, and a match without permission is remembered so
+// the error says "permission denied" rather than "not found".
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", step("exec", name, err)
+		}
+		return name, nil
+	}
+	pathEnv := "/usr/local/bin:/usr/bin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	var denied error
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + name
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if denied == nil && err != unix.ENOENT && err != unix.ENOTDIR {
+			denied = step("exec", p, err)
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", step("exec", name, unix.ENOENT)
+}
+
+func checkExecutable(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EACCES
+	}
+	return unix.Access(p, unix.X_OK)
+}

@@ -1,0 +1,295 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"sandbox/spec"
+)
+
+// rootBase is where the root tmpfs is attached before pivot_root. It is
+// over-mounted only inside our private mount namespace; bind sources are
+// opened as detached trees before it is covered, so a work directory under
+// the host's /tmp is still reachable.
+const rootBase = "/tmp"
+
+// sourceTree is a bind source cloned once into a detached mount tree.
+// Preconditions: opened in the child's mount namespace (open_tree clones
+// only mounts of the caller's namespace).
+type sourceTree struct {
+	fd     int
+	isDir  bool
+	absent bool // an optional source that does not exist
+}
+
+// openSources clones every bind source into a detached tree and applies its
+// flags to the tree, so the fd that was checked is the one mounted and
+// nothing can swap the path afterwards.
+func openSources(mounts []specs.Mount) ([]sourceTree, error) {
+	trees := make([]sourceTree, len(mounts))
+	for i, m := range mounts {
+		trees[i].fd = -1
+		if m.Type != spec.MountBind {
+			continue
+		}
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if !spec.HasOption(m, "bind") || spec.HasOption(m, "rbind") {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) && spec.HasOption(m, "optional") {
+				trees[i].absent = true
+				continue
+			}
+			closeTrees(trees)
+			return nil, step("bind source", m.Source, err)
+		}
+		trees[i].fd = fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			closeTrees(trees)
+			return nil, step("stat bind source", m.Source, err)
+		}
+		trees[i].isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID}
+		if spec.HasOption(m, "ro") {
+			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		}
+		if spec.HasOption(m, "nodev") {
+			attr.Attr_set |= unix.MOUNT_ATTR_NODEV
+		}
+		if spec.HasOption(m, "noexec") {
+			attr.Attr_set |= unix.MOUNT_ATTR_NOEXEC
+		}
+		setFlags := uint(unix.AT_EMPTY_PATH)
+		if flags&unix.AT_RECURSIVE != 0 {
+			setFlags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(fd, "", setFlags, &attr); err != nil {
+			closeTrees(trees)
+			return nil, step("set flags on bind", m.Source, err)
+		}
+	}
+	return trees, nil
+}
+
+func closeTrees(trees []sourceTree) {
+	for _, t := range trees {
+		if t.fd >= 0 {
+			unix.Close(t.fd)
+		}
+	}
+}
+
+// newFS creates a detached mount of a fresh filesystem of the given type.
+func newFS(fstype string, m specs.Mount) (int, error) {
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, step("fsopen "+fstype, m.Destination, err)
+	}
+	defer unix.Close(fsfd)
+	var attrs int
+	for _, o := range m.Options {
+		name, val, hasVal := strings.Cut(o, "=")
+		switch name {
+		case "ro":
+			attrs |= unix.MOUNT_ATTR_RDONLY
+		case "nosuid":
+			attrs |= unix.MOUNT_ATTR_NOSUID
+		case "nodev":
+			attrs |= unix.MOUNT_ATTR_NODEV
+		case "noexec":
+			attrs |= unix.MOUNT_ATTR_NOEXEC
+		case "rw", "optional":
+		case "newinstance":
+			// devpts in a user namespace is always a new instance.
+		default:
+			if !hasVal {
+				if err := unix.FsconfigSetFlag(fsfd, name); err != nil {
+					return -1, step("mount option "+o, m.Destination, err)
+				}
+				continue
+			}
+			if err := unix.FsconfigSetString(fsfd, name, val); err != nil {
+				return -1, step("mount option "+o, m.Destination, err)
+			}
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, step("create "+fstype, m.Destination, err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return -1, step("fsmount "+fstype, m.Destination, err)
+	}
+	return mfd, nil
+}
+
+// openInRoot opens p (absolute, inside the root at rootfd) with every
+// component resolved by the kernel inside the root: symlinks, including
+// absolute ones and "..", cannot leave it (openat2 RESOLVE_IN_ROOT, Linux
+// 5.6). Missing components are created as directories; when file is true
+// the last component is created as an empty regular file.
+func openInRoot(rootfd int, p string, file bool) (int, error) {
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if rel == "" {
+		return unix.Openat2(rootfd, ".", how)
+	}
+	if fd, err := unix.Openat2(rootfd, rel, how); err == nil {
+		return fd, nil
+	} else if !errors.Is(err, unix.ENOENT) {
+		return -1, err
+	}
+	parent, err := openInRoot(rootfd, path.Dir("/"+rel), false)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	name := path.Base(rel)
+	// mkdirat/openat on an O_PATH directory fd are fine: the name is a
+	// single component, so no further resolution happens.
+	if file {
+		fd, err := unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, err
+		}
+		if err == nil {
+			unix.Close(fd)
+		}
+	} else if err := unix.Mkdirat(parent, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, err
+	}
+	return unix.Openat2(rootfd, rel, how)
+}
+
+// attach moves the detached mount mfd onto dst inside the root.
+func attach(rootfd, mfd int, dst string, file bool) error {
+	tfd, err := openInRoot(rootfd, dst, file)
+	if err != nil {
+		return step("mount point", dst, err)
+	}
+	defer unix.Close(tfd)
+	if err := unix.MoveMount(mfd, "", tfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return step("mount", dst, err)
+	}
+	return nil
+}
+
+// buildRoot assembles the root in a fresh tmpfs and returns an fd on it.
+// Preconditions: in the new user and mount namespaces with CAP_SYS_ADMIN,
+// id maps written, PID namespace entered (for /proc).
+func buildRoot(s *spec.Spec) (int, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return -1, step("make mounts private", "/", err)
+	}
+	trees, err := openSources(s.OCI.Mounts)
+	if err != nil {
+		return -1, err
+	}
+	defer closeTrees(trees)
+
+	rootfd, err := newFS("tmpfs", specs.Mount{Destination: "/", Options: []string{"mode=0755", "nosuid", "nodev"}})
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.MoveMount(rootfd, "", unix.AT_FDCWD, rootBase, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		unix.Close(rootfd)
+		return -1, step("mount root tmpfs on", rootBase, err)
+	}
+	for i, m := range s.OCI.Mounts {
+		if err := mountOne(rootfd, m, trees[i]); err != nil {
+			unix.Close(rootfd)
+			return -1, err
+		}
+	}
+	for _, l := range s.Symlinks {
+		if err := symlinkInRoot(rootfd, l); err != nil {
+			unix.Close(rootfd)
+			return -1, err
+		}
+	}
+	return rootfd, nil
+}
+
+func mountOne(rootfd int, m specs.Mount, tree sourceTree) error {
+	if m.Type == spec.MountBind {
+		if tree.absent {
+			return nil
+		}
+		return attach(rootfd, tree.fd, m.Destination, !tree.isDir)
+	}
+	mfd, err := newFS(m.Type, m)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	return attach(rootfd, mfd, m.Destination, false)
+}
+
+func symlinkInRoot(rootfd int, l spec.Symlink) error {
+	parent, err := openInRoot(rootfd, path.Dir(l.Path), false)
+	if err != nil {
+		return step("symlink parent", l.Path, err)
+	}
+	defer unix.Close(parent)
+	if err := unix.Symlinkat(l.Target, parent, path.Base(l.Path)); err != nil {
+		return step("symlink", l.Path, err)
+	}
+	return nil
+}
+
+// pivot makes rootfd the root and detaches the old one.
+// Preconditions: rootfd is a mount point (attached by buildRoot).
+func pivot(rootfd int) error {
+	if err := unix.Fchdir(rootfd); err != nil {
+		return step("chdir", "new root", err)
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one at
+	// the same place; unmounting "." then removes the old root
+	// (pivot_root(2), "NOTES").
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return step("pivot_root", "new root", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return step("detach old root", "/", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return step("chdir", "/", err)
+	}
+	// The skeleton is read-only: nothing but the mounts in it is writable.
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
+		return step("make root read-only", "/", err)
+	}
+	return nil
+}
+
+// enterWorkdir changes into dir inside the new root and checks the result
+// is really inside it (a directory reached through a leaked fd or a
+// "/proc/self/cwd" path would not be; CVE-2024-21626).
+func enterWorkdir(dir string) error {
+	if err := unix.Chdir(dir); err != nil {
+		return step("workdir", dir, err)
+	}
+	// getcwd(2) answers "(unreachable)/..." for a directory outside the
+	// root; unix.Getwd reports that as an error.
+	wd, err := unix.Getwd()
+	if err != nil {
+		return step("workdir", dir, err)
+	}
+	if !strings.HasPrefix(wd, "/") {
+		return step("workdir", dir, fmt.Errorf("resolves outside the root (%s)", strconv.Quote(wd)))
+	}
+	return nil
+}

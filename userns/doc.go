@@ -1,0 +1,13 @@
+// Package userns owns the re-exec protocol between the CLI and the sandbox's
+// init: it spawns our own binary into new user, mount, PID, UTS, IPC,
+// network and cgroup namespaces, waits while the parent writes the id maps,
+// lets the child assemble the root and pivot into it, and then relays the
+// command's terminal, signals and exit status.
+//
+// Runs in: both. parent_linux.go runs in the caller's process; child_*.go
+// and init_linux.go run in the re-exec'd child, which becomes PID 1 of the
+// sandbox and stays there to reap zombies and forward signals.
+//
+// The package names what it needs from id mapping as the small IDMapper
+// interface so the protocol can be driven without setuid helpers.
+package userns

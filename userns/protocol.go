@@ -1,0 +1,214 @@
+package userns
+
+// The re-exec protocol. The parent starts "/proc/self/exe __init
+// --sync-fd=3 --spec-fd=4" with every namespace requested at clone time.
+// fd 3 is one end of a SOCK_SEQPACKET socket pair, one JSON message per
+// packet; fd 4 is a memfd holding the frozen spec.
+//
+//	PARENT (caller's namespaces)              CHILD (becomes PID 1 inside)
+//	clone(NEWUSER|NEWNS|NEWPID|...) + exec ──▶ read spec from fd 4
+//	newuidmap/newgidmap on the child's pid     (overlaps the child's start)
+//	                             ◀──────────── hello
+//	continue ─────────────────────────────────▶
+//	                                           non-dumpable; open bind sources;
+//	                                           root tmpfs, mounts, symlinks,
+//	                                           pivot_root, detach old root,
+//	                                           lock down, start the command
+//	                             ◀──────────── pty      (with -t; master fd attached)
+//	                             ◀──────────── ready    (command started)
+//	forward signals to the child ────────────▶ forward to the command, reap
+//	                             ◀──────────── exit     (command ended)
+//
+// At any point before ready the child may send failed instead, and then
+// exits. EOF on the socket before exit means the child died; the parent then
+// takes the child's own wait status.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Message kinds.
+const (
+	msgHello    = "hello"
+	msgContinue = "continue"
+	msgPty      = "pty"
+	msgReady    = "ready"
+	msgExit     = "exit"
+	msgFailed   = "failed"
+)
+
+// Stages named in failed messages and debug timings.
+const (
+	StageStart  = "start"
+	StageMounts = "mounts"
+	StagePivot  = "pivot"
+	StageLock   = "lockdown"
+	StageExec   = "exec"
+)
+
+// message is one packet. Only the fields of its kind are set.
+type message struct {
+	Kind string `json:"kind"`
+
+	// failed
+	Stage  string `json:"stage,omitempty"`
+	Op     string `json:"op,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Errno  int    `json:"errno,omitempty"`
+	Detail string `json:"detail,omitempty"`
+
+	// ready
+	Pid int `json:"pid,omitempty"`
+	// Times are the child's stage timestamps (Unix nanoseconds), sent with
+	// ready when debugging.
+	Times []StageTime `json:"times,omitempty"`
+
+	// exit
+	Status int `json:"status,omitempty"`
+	Signal int `json:"signal,omitempty"`
+}
+
+// StageTime is when the child reached a stage.
+type StageTime struct {
+	Stage string `json:"stage"`
+	Nanos int64  `json:"ns"`
+}
+
+// maxMessage bounds a packet; messages are small.
+const maxMessage = 64 << 10
+
+// conn is one end of the sync socket.
+type conn struct{ f *os.File }
+
+func (c conn) send(m message, fds ...int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return unix.Sendmsg(int(c.f.Fd()), b, oob, nil, 0)
+}
+
+// recv reads one message. io.EOF-like closure is reported as errPeerGone.
+// Any fds attached are returned (the caller owns them).
+func (c conn) recv() (message, []int, error) {
+	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return message{}, nil, fmt.Errorf("sync socket: %w", err)
+		}
+		var fds []int
+		if oobn > 0 {
+			cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err == nil {
+				for _, cm := range cmsgs {
+					if got, err := unix.ParseUnixRights(&cm); err == nil {
+						fds = append(fds, got...)
+					}
+				}
+			}
+		}
+		if n == 0 {
+			closeAll(fds)
+			return message{}, nil, errPeerGone
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			closeAll(fds)
+			return message{}, nil, errors.New("sync socket: message truncated")
+		}
+		var m message
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			closeAll(fds)
+			return message{}, nil, fmt.Errorf("sync socket: %w", err)
+		}
+		return m, fds, nil
+	}
+}
+
+var errPeerGone = errors.New("peer closed the sync socket")
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// ChildError is a failure the child reported before the command started.
+type ChildError struct {
+	Stage  string
+	Op     string
+	Path   string
+	Errno  syscall.Errno
+	Detail string
+}
+
+func (e *ChildError) Error() string {
+	s := "child: " + e.Stage
+	if e.Op != "" {
+		s += ": " + e.Op
+	}
+	if e.Path != "" {
+		s += " " + e.Path
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Errno != 0 {
+		s += ": " + e.Errno.Error()
+	}
+	return s
+}
+
+func (e *ChildError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+func (m message) childError() *ChildError {
+	return &ChildError{Stage: m.Stage, Op: m.Op, Path: m.Path, Errno: syscall.Errno(m.Errno), Detail: m.Detail}
+}
+
+// failure builds a failed message from an error, keeping the errno.
+func failure(stage, op, path string, err error) message {
+	m := message{Kind: msgFailed, Stage: stage, Op: op, Path: path}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		m.Errno = int(errno)
+	} else if err != nil {
+		m.Detail = err.Error()
+	}
+	return m
+}
+
+// stepError carries what a failed message needs from deep in the child.
+type stepError struct {
+	op   string
+	path string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+func step(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stepError{op: op, path: path, err: err}
+}
