@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+)
+
+// env is what every subcommand gets: the standard streams and a logger.
+// Only cmd/sandbox prints; library packages get the logger.
+type env struct {
+	stdin  *os.File
+	stdout io.Writer
+	stderr io.Writer
+	debug  bool
+	log    *slog.Logger
+}
+
+// command is one subcommand. run returns the process exit code, or an error
+// that explain turns into words and exit code 125.
+type command struct {
+	summary string
+	hidden  bool
+	run     func(e *env, args []string) (int, error)
+}
+
+var commands map[string]command
+
+func init() {
+	// Assigned here rather than in the declaration to break the
+	// initialization cycle through cmdHelp.
+	commands = map[string]command{
+		"run":     {summary: "run a command in a new sandbox", run: cmdRun},
+		"doctor":  {summary: "check this host and print how to fix what is missing", run: cmdDoctor},
+		"info":    {summary: "show which mode each capability would use now", run: cmdInfo},
+		"version": {summary: "print the version", run: cmdVersion},
+		"help":    {summary: "show help for a command", run: cmdHelp},
+	}
+}
+
+// Main runs the CLI with args (without the program name) and returns the
+// exit code.
+func Main(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e.log = slog.New(slog.DiscardHandler)
+	if len(args) == 0 {
+		usage(stdout)
+		return 0
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help":
+		usage(stdout)
+		return 0
+	case "-v", "--version":
+		name = "version"
+	}
+	c, ok := commands[name]
+	if !ok {
+		return explain(e, &usageError{msg: fmt.Sprintf("unknown command %q", name), fix: "sandbox help"})
+	}
+	code, err := c.run(e, args[1:])
+	if err != nil {
+		return explain(e, err)
+	}
+	return code
+}
+
+// enableDebug turns on --debug logging to stderr.
+func (e *env) enableDebug() {
+	e.debug = true
+	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: sandbox COMMAND [OPTIONS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'sandbox help COMMAND' for a command's options.")
+}
+
+func cmdHelp(e *env, args []string) (int, error) {
+	if len(args) == 0 {
+		usage(e.stdout)
+		return 0, nil
+	}
+	c, ok := commands[args[0]]
+	if !ok || args[0] == "help" {
+		return 0, &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), fix: "sandbox help"}
+	}
+	return c.run(e, []string{"--help"})
+}
+
+// usageError is a mistake on the command line.
+type usageError struct {
+	msg string
+	fix string
+}
+
+func (u *usageError) Error() string { return u.msg }
+
+func isHelp(err error) bool { return errors.Is(err, errHelp) }
+
+var errHelp = errors.New("help requested")
+
+func joinLines(lines ...string) string { return strings.Join(lines, "\n") }

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"sandbox/idmap"
+	"sandbox/preflight"
+)
+
+const infoUsage = `Usage: sandbox info [OPTIONS]
+
+Show which mode each capability would use if a sandbox started now: id
+mapping, root file system, network, resource limits and the runtime
+directory. 'sandbox doctor' says how to get the better modes.
+
+Options:
+`
+
+// Modes of the id mapping, network and limits, as info reports them.
+const (
+	idmapSubIDs     = "subids"
+	idmapSingle     = "single"
+	rootfsHostBinds = "host binds"
+	networkNone     = "none"
+	unavailable     = "unavailable"
+)
+
+// infoReport is what info prints; with --format json its keys are stable.
+type infoReport struct {
+	IDMapping  infoIDMapping  `json:"id_mapping"`
+	Rootfs     infoRootfs     `json:"rootfs"`
+	Network    infoNetwork    `json:"network"`
+	Limits     infoLimits     `json:"limits"`
+	RuntimeDir infoRuntimeDir `json:"runtime_dir"`
+}
+
+type infoIDMapping struct {
+	Mode    string        `json:"mode"`   // "subids" or "single"
+	Reason  string        `json:"reason"` // why "single"; "" for "subids"
+	UIDMap  []infoMapping `json:"uid_map"`
+	GIDMap  []infoMapping `json:"gid_map"`
+	SubUIDs []infoRange   `json:"subuids"`
+	SubGIDs []infoRange   `json:"subgids"`
+}
+
+type infoMapping struct {
+	Inside uint32 `json:"inside"`
+	Host   uint32 `json:"host"`
+	Count  uint32 `json:"count"`
+}
+
+type infoRange struct {
+	Start uint32 `json:"start"`
+	Count uint32 `json:"count"`
+}
+
+type infoRootfs struct {
+	Host   string `json:"host"`   // host-tool sandboxes: "host binds"
+	Images string `json:"images"` // "kernel overlay", "fuse-overlayfs" or "none"
+	Reason string `json:"reason"` // why images do not get kernel overlay
+}
+
+type infoNetwork struct {
+	Mode      string   `json:"mode"`      // "none": loopback only
+	Available []string `json:"available"` // helpers found for later: pasta, slirp4netns
+}
+
+type infoLimits struct {
+	Mode   string `json:"mode"` // "systemd user manager" or "unavailable"
+	Reason string `json:"reason"`
+}
+
+type infoRuntimeDir struct {
+	Path   string `json:"path"` // $XDG_RUNTIME_DIR, "" when unset
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason"` // what is wrong with it when not OK
+}
+
+func cmdInfo(e *env, args []string) (int, error) {
+	format, err := parseReportFlags(e, "info", infoUsage, args)
+	if err != nil {
+		return 0, err
+	}
+	o := hostOptions(e)
+	facts := preflight.Gather(context.Background(), o)
+	d := idmap.Decide(o.PathEnv, o.User, o.UID, o.GID)
+	r := buildInfo(facts, d)
+	if format == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return 0, enc.Encode(r)
+	}
+	return 0, writeInfoText(e.stdout, r)
+}
+
+// buildInfo puts the probes' facts and the id-mapping decision into the
+// report. It is pure.
+func buildInfo(f *preflight.Facts, d idmap.Decision) infoReport {
+	var r infoReport
+
+	r.IDMapping = infoIDMapping{
+		Mode:    idmapSubIDs,
+		UIDMap:  mappings(d.UIDs),
+		GIDMap:  mappings(d.GIDs),
+		SubUIDs: ranges(d.SubUIDs),
+		SubGIDs: ranges(d.SubGIDs),
+	}
+	if !d.Full {
+		r.IDMapping.Mode = idmapSingle
+		if d.Reason != nil {
+			r.IDMapping.Reason = describe(d.Reason).summary
+		}
+	}
+
+	images, why := f.ImageRootfs()
+	r.Rootfs = infoRootfs{Host: rootfsHostBinds, Images: images, Reason: why}
+
+	r.Network = infoNetwork{Mode: networkNone, Available: f.Networks()}
+	if r.Network.Available == nil {
+		r.Network.Available = []string{}
+	}
+
+	if ok, why := f.Limits(); ok {
+		r.Limits = infoLimits{Mode: preflight.LimitsVia}
+	} else {
+		r.Limits = infoLimits{Mode: unavailable, Reason: why}
+	}
+
+	r.RuntimeDir.Path = f.RuntimeDir.Path
+	for _, c := range preflight.Evaluate(f) {
+		if c.Name == "runtime-dir" {
+			r.RuntimeDir.OK = c.OK
+			if !c.OK {
+				r.RuntimeDir.Reason = c.Detail
+			}
+		}
+	}
+	return r
+}
+
+func mappings(ms []specs.LinuxIDMapping) []infoMapping {
+	out := make([]infoMapping, len(ms))
+	for i, m := range ms {
+		out[i] = infoMapping{Inside: m.ContainerID, Host: m.HostID, Count: m.Size}
+	}
+	return out
+}
+
+func ranges(rs []idmap.Range) []infoRange {
+	out := make([]infoRange, len(rs))
+	for i, r := range rs {
+		out[i] = infoRange{Start: r.Start, Count: r.Count}
+	}
+	return out
+}
+
+// writeInfoText prints the report as a two-column table.
+func writeInfoText(w io.Writer, r infoReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
+
+	switch {
+	case r.IDMapping.Mode == idmapSubIDs:
+		row("id mapping", fmt.Sprintf("%s (uids %s; gids %s)", idmapSubIDs, spans(r.IDMapping.SubUIDs), spans(r.IDMapping.SubGIDs)))
+	case r.IDMapping.Reason != "":
+		row("id mapping", idmapSingle+": "+r.IDMapping.Reason)
+	default:
+		row("id mapping", idmapSingle)
+	}
+
+	row("root (host tools)", r.Rootfs.Host)
+	if r.Rootfs.Reason != "" {
+		row("root (images)", r.Rootfs.Images+": "+r.Rootfs.Reason)
+	} else {
+		row("root (images)", r.Rootfs.Images)
+	}
+
+	net := "none (loopback only)"
+	if len(r.Network.Available) > 0 {
+		net += "; available: " + strings.Join(r.Network.Available, ", ")
+	} else {
+		net += "; neither pasta nor slirp4netns is installed"
+	}
+	row("network", net)
+
+	if r.Limits.Reason != "" {
+		row("limits", r.Limits.Mode+": "+r.Limits.Reason)
+	} else {
+		row("limits", r.Limits.Mode)
+	}
+
+	switch {
+	case r.RuntimeDir.OK:
+		row("runtime dir", r.RuntimeDir.Path)
+	default:
+		row("runtime dir", unavailable+": "+r.RuntimeDir.Reason)
+	}
+	return tw.Flush()
+}
+
+// spans renders ranges as first-last, comma-separated.
+func spans(rs []infoRange) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%d-%d", r.Start, uint64(r.Start)+uint64(r.Count)-1)
+	}
+	return strings.Join(parts, ", ")
+}

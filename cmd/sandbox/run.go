@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"sandbox/idmap"
+	"sandbox/profiles"
+	"sandbox/spec"
+	"sandbox/userns"
+)
+
+// runFlags are the flags of `sandbox run`, named as podman names them where
+// the meaning is the same.
+type runFlags struct {
+	volumes     []string
+	tmpfs       []string
+	env         []string
+	envFiles    []string
+	workdir     string
+	hostname    string
+	tty         bool
+	interactive bool
+	userns      string
+	uidmap      []string
+	gidmap      []string
+	profile     string
+	debug       bool
+}
+
+const runUsage = `Usage: sandbox run [OPTIONS] [--] COMMAND [ARG...]
+
+Run COMMAND from the host in new user, mount, PID, UTS, IPC, network and
+cgroup namespaces. The default profile shows the host's system directories
+read-only, the current directory read-write, and a private /tmp, /proc and
+/dev; the rest of $HOME is not visible.
+
+Options:
+`
+
+func cmdRun(e *env, args []string) (int, error) {
+	var f runFlags
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(e.stdout, runUsage)
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
+	}
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind-mount SRC at DST (`SRC:DST[:ro]`)")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a new tmpfs at `DST[:OPTS]`")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set `NAME=VALUE`, or pass NAME from the host")
+	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read variables from `FILE`, one NAME=VALUE a line")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working `DIR` inside (default: the current directory)")
+	fs.StringVar(&f.hostname, "hostname", "", "host `NAME` inside (default: the profile's)")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "give the command a terminal of its own")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin attached")
+	fs.StringVar(&f.userns, "userns", "auto", "id mapping: `auto`, keep-id (your ids plus the subordinate ranges), single (your ids only)")
+	fs.StringArrayVar(&f.uidmap, "uidmap", nil, "explicit uid map `INSIDE:HOST:COUNT` (host ids yours or delegated)")
+	fs.StringArrayVar(&f.gidmap, "gidmap", nil, "explicit gid map `INSIDE:HOST:COUNT`")
+	fs.StringVar(&f.profile, "profile", "default", "profile `NAME`")
+	fs.BoolVar(&f.debug, "debug", false, "log each stage and the decisions behind it")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0, errHelp
+		}
+		return 0, &usageError{msg: err.Error(), fix: "sandbox run --help"}
+	}
+	if f.debug {
+		e.enableDebug()
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return 0, &usageError{msg: "no command given", fix: "sandbox run [OPTIONS] -- COMMAND [ARG...]"}
+	}
+
+	s, mapper, err := planRun(e, &f, argv)
+	if err != nil {
+		return 0, err
+	}
+
+	stdin := e.stdin
+	if !f.interactive {
+		// The init's own stdin; the command gets /dev/null from inside.
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return 0, err
+		}
+		defer null.Close()
+		stdin = null
+	}
+	o := userns.Options{Stdin: stdin, Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr), Log: e.log}
+	if mapper != nil {
+		o.Mapper = mapper
+	}
+	res, err := userns.Run(context.Background(), s, o)
+	if err != nil {
+		return 0, err
+	}
+	return res.ExitCode, nil
+}
+
+func fileOf(w any) *os.File {
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return os.Stderr
+}
+
+// planRun turns the flags into a frozen spec and, when the full map is
+// used, the mapper that runs the helpers.
+func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, error) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	name := userName(uid)
+	in := profiles.Inputs{
+		Args:        argv,
+		Workdir:     f.workdir,
+		Volumes:     f.volumes,
+		Tmpfs:       f.tmpfs,
+		Env:         f.env,
+		HostEnv:     os.Environ(),
+		Hostname:    f.hostname,
+		Terminal:    f.tty,
+		Interactive: f.interactive,
+		UID:         uid,
+		GID:         gid,
+		Debug:       f.debug,
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, nil, fmt.Errorf("current directory: %w", err)
+	}
+	in.Cwd = cwd
+	for _, p := range f.envFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, &envFileReadError{Path: p, Err: err}
+		}
+		in.EnvFiles = append(in.EnvFiles, profiles.EnvFile{Path: p, Data: b})
+	}
+	if f.tty {
+		for _, fd := range []int{int(e.stdin.Fd()), int(fileOf(e.stdout).Fd())} {
+			if w, h, err := term.GetSize(fd); err == nil {
+				in.ConsoleSize = &specs.Box{Width: uint(w), Height: uint(h)}
+				break
+			}
+		}
+	}
+
+	mapper, err := planIDs(e, f, &in, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	prof, err := profiles.Load(f.profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := profiles.Plan(prof, in, os.DirFS("/"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if mapper == nil {
+		return s, nil, nil
+	}
+	return s, mapper, nil
+}
+
+// planIDs decides the id maps for in and returns the mapper that writes
+// them (nil for a single map, which the runtime writes itself).
+func planIDs(e *env, f *runFlags, in *profiles.Inputs, name string) (*helperMapper, error) {
+	pathEnv := os.Getenv("PATH")
+	explicit := len(f.uidmap) > 0 || len(f.gidmap) > 0
+	switch f.userns {
+	case "auto", "keep-id", "single":
+	default:
+		return nil, &usageError{msg: fmt.Sprintf("invalid --userns %q: want auto, keep-id or single", f.userns), fix: "sandbox run --userns=auto ..."}
+	}
+	if explicit && f.userns == "single" {
+		return nil, &usageError{msg: "--uidmap/--gidmap need the subordinate ranges and cannot be combined with --userns=single", fix: "drop --userns=single"}
+	}
+	if f.userns == "single" {
+		in.IDMap = spec.IDMapSingle
+		in.UIDMappings, in.GIDMappings = idmap.PlanSingle(in.UID), idmap.PlanSingle(in.GID)
+		e.log.Debug("idmap", "mode", "single", "why", "--userns=single")
+		return nil, nil
+	}
+	d := idmap.Decide(pathEnv, name, in.UID, in.GID)
+	if !d.Full {
+		if explicit || f.userns == "keep-id" {
+			return nil, &fullMapError{Flag: askedFor(f), Err: d.Reason}
+		}
+		e.log.Debug("idmap", "mode", "single", "why", d.Reason.Error())
+		in.IDMap = spec.IDMapSingle
+		in.UIDMappings, in.GIDMappings = d.UIDs, d.GIDs
+		return nil, nil
+	}
+	in.IDMap = spec.IDMapSubIDs
+	in.UIDMappings, in.GIDMappings = d.UIDs, d.GIDs
+	if explicit {
+		uids, err := parseMaps(f.uidmap)
+		if err != nil {
+			return nil, err
+		}
+		gids, err := parseMaps(f.gidmap)
+		if err != nil {
+			return nil, err
+		}
+		// Like podman, one side given alone applies to both.
+		if len(uids) == 0 {
+			uids = gids
+		}
+		if len(gids) == 0 {
+			gids = uids
+		}
+		if err := idmap.CheckDelegated(idmap.UID, uids, in.UID, d.SubUIDs); err != nil {
+			return nil, err
+		}
+		if err := idmap.CheckDelegated(idmap.GID, gids, in.GID, d.SubGIDs); err != nil {
+			return nil, err
+		}
+		in.UIDMappings, in.GIDMappings = uids, gids
+	}
+	e.log.Debug("idmap", "mode", "subids", "newuidmap", d.Helpers.NewUIDMap, "uids", fmt.Sprint(in.UIDMappings), "gids", fmt.Sprint(in.GIDMappings))
+	return &helperMapper{uids: in.UIDMappings, gids: in.GIDMappings, helpers: d.Helpers}, nil
+}
+
+func askedFor(f *runFlags) string {
+	if len(f.uidmap) > 0 {
+		return "--uidmap"
+	}
+	if len(f.gidmap) > 0 {
+		return "--gidmap"
+	}
+	return "--userns=" + f.userns
+}
+
+func parseMaps(vals []string) ([]specs.LinuxIDMapping, error) {
+	var out []specs.LinuxIDMapping
+	for _, v := range vals {
+		m, err := idmap.ParseMapping(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// helperMapper writes the maps with newuidmap and newgidmap.
+type helperMapper struct {
+	uids, gids []specs.LinuxIDMapping
+	helpers    idmap.Helpers
+}
+
+func (m *helperMapper) MapIDs(ctx context.Context, pid int) error {
+	return idmap.Apply(ctx, pid, m.uids, m.gids, m.helpers)
+}
+
+// fullMapError: the user asked for something only the full map gives.
+type fullMapError struct {
+	Flag string
+	Err  error
+}
+
+func (e *fullMapError) Error() string { return e.Flag + " needs the full id map: " + e.Err.Error() }
+func (e *fullMapError) Unwrap() error { return e.Err }
+
+type envFileReadError struct {
+	Path string
+	Err  error
+}
+
+func (e *envFileReadError) Error() string { return "env file " + e.Path + ": " + e.Err.Error() }
+func (e *envFileReadError) Unwrap() error { return e.Err }
+
+func userName(uid uint32) string {
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
