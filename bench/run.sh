@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# bench/run.sh: start-up cost of `sandbox run -- /bin/true` against the tools
+# a user would pick instead, measured side by side in one hyperfine run
+# (`make bench`):
+#
+#   sandbox   bin/sandbox run -- /bin/true
+#   bwrap     bubblewrap with the same set: all namespaces but the network
+#             kept off, host /usr and /etc read-only, cwd writable, private
+#             /tmp /proc /dev
+#   unshare   unshare -Urmpf --mount-proc: the floor (namespaces + one exec)
+#   true      /bin/true alone: process start-up
+#
+# Then a few `sandbox run --debug` runs with their stage= timestamp lines.
+#
+# As root it runs hack/setup.sh, builds, and re-runs itself as the
+# unprivileged test user (rootless is what is measured); as any other user it
+# measures as that user. The hyperfine JSON lands in bench/out/.
+# Knobs: RUNS (200), WARMUP (20), SANDBOX=/path/to/binary (skip the build).
+# If sandbox fails to run /bin/true, the error is shown and the peers are
+# measured without it.
+set -uo pipefail
+
+RUNS=${RUNS:-200}
+WARMUP=${WARMUP:-20}
+TEST_USER=${TEST_USER:-sandbox-test}
+
+# measure DIR: run the bench in DIR (which holds ./sandbox), as whoever we are.
+measure() {
+	local dir=$1 sb=$1/sandbox
+	cd "$dir" || return 1
+	echo "bench: as $(id -un) (uid $(id -u)) in $dir; $(nproc) cpus, kernel $(uname -r)"
+	echo "bench: $(hyperfine --version), bwrap $(bwrap --version | awk '{print $2}'), $(unshare --version)"
+
+	# bwrap's view of the system directories mirrors the host's: on a
+	# merged-/usr host /bin, /lib, ... are symlinks into /usr.
+	local bw=(bwrap --unshare-user --unshare-pid --unshare-uts --unshare-ipc --unshare-net --unshare-cgroup
+		--ro-bind /usr /usr)
+	local d
+	for d in bin lib lib64 sbin; do
+		if [[ -L /$d ]]; then
+			bw+=(--symlink "$(readlink "/$d")" "/$d")
+		elif [[ -d /$d ]]; then
+			bw+=(--ro-bind "/$d" "/$d")
+		fi
+	done
+	bw+=(--ro-bind /etc /etc --bind "$dir" "$dir" --tmpfs /tmp --proc /proc --dev /dev
+		--die-with-parent --new-session /bin/true)
+
+	# name|command, in hyperfine's words (-N: no shell; paths have no spaces)
+	local cands=(
+		"sandbox|$sb run -- /bin/true"
+		"bwrap|${bw[*]}"
+		"unshare|unshare -Urmpf --mount-proc /bin/true"
+		"true|/bin/true"
+	)
+	local args=() c name cmd out
+	for c in "${cands[@]}"; do
+		name=${c%%|*} cmd=${c#*|}
+		# shellcheck disable=SC2086 # cmd is split into words, as hyperfine -N does
+		if out=$($cmd 2>&1 </dev/null); then
+			args+=(-n "$name" "$cmd")
+		else
+			echo "bench: $name FAILED, left out of the timing (exit $?): $cmd"
+			printf '%s\n' "$out" | sed 's/^/  | /'
+		fi
+	done
+	echo "bench: bwrap command: ${bw[*]}"
+	if [[ ${#args[@]} -eq 0 ]]; then
+		echo "bench: nothing ran" >&2
+		return 1
+	fi
+
+	echo
+	hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --time-unit millisecond \
+		--export-json "$dir/bench.json" "${args[@]}" </dev/null || return 1
+
+	echo
+	python3 - "$dir/bench.json" <<'PY'
+import json, sys
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+ms = lambda s: s * 1000.0
+print(f"{'command':<10} {'median ms':>10} {'mean ms':>9} {'± ms':>7} {'min ms':>8}")
+for name, r in res.items():
+    print(f"{name:<10} {ms(r['median']):>10.2f} {ms(r['mean']):>9.2f} {ms(r['stddev'] or 0):>7.2f} {ms(r['min']):>8.2f}")
+print()
+print("ratios of medians:")
+for a, b in [("sandbox", "bwrap"), ("sandbox", "unshare"), ("bwrap", "true"),
+             ("unshare", "true"), ("sandbox", "true")]:
+    if a in res and b in res:
+        print(f"  {a+'/'+b:<16} {res[a]['median'] / res[b]['median']:6.2f}x")
+    else:
+        missing = " and ".join(n for n in (a, b) if n not in res)
+        print(f"  {a+'/'+b:<16}    n/a  ({missing} did not run)")
+PY
+
+	echo
+	echo "bench: stages of sandbox run --debug -- /bin/true (3 runs):"
+	local i rc
+	for i in 1 2 3; do
+		out=$("$sb" run --debug -- /bin/true </dev/null 2>&1)
+		rc=$?
+		echo "  run $i (exit $rc):"
+		if grep -q 'stage=' <<<"$out"; then
+			grep 'stage=' <<<"$out" | sed 's/^/    /'
+		else
+			echo "    (no stage= lines; its output:)"
+			printf '%s\n' "$out" | head -n 5 | sed 's/^/    | /'
+		fi
+	done
+	return 0
+}
+
+if [[ ${1:-} == --measure ]]; then
+	measure "$2"
+	exit
+fi
+
+cd "$(dirname "$0")/.." || exit 1
+REPO=$PWD
+export PATH=$PATH:/usr/local/go/bin
+
+if [[ $EUID -eq 0 ]]; then
+	bash hack/setup.sh || exit 1
+fi
+bin=${SANDBOX:-}
+if [[ -z $bin ]]; then
+	# A failed build is reported; the peers are still measured.
+	make --no-print-directory build || echo "bench: build FAILED; measuring the peers only"
+	bin=bin/sandbox
+fi
+
+dir=$(mktemp -d /var/tmp/sandbox-bench.XXXX)
+trap 'rm -rf "$dir"' EXIT
+if [[ -e $bin ]]; then
+	cp "$bin" "$dir/sandbox"
+else
+	printf '#!/bin/sh\necho "%s: not built" >&2\nexit 127\n' "$bin" >"$dir/sandbox"
+	chmod 0755 "$dir/sandbox"
+fi
+cp "$0" "$dir/run.sh"
+
+if [[ $EUID -eq 0 ]]; then
+	chown -R "$TEST_USER:$(id -gn "$TEST_USER")" "$dir"
+	chmod 0755 "$dir"
+	runuser -u "$TEST_USER" -- env -i HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" \
+		PATH=/usr/local/bin:/usr/bin:/bin USER="$TEST_USER" LOGNAME="$TEST_USER" \
+		RUNS="$RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
+	rc=$?
+else
+	bash "$dir/run.sh" --measure "$dir" </dev/null
+	rc=$?
+fi
+
+if [[ -s $dir/bench.json ]]; then
+	out=$REPO/bench/out
+	if mkdir -p "$out" 2>/dev/null && cp "$dir/bench.json" "$out/bench-$(date -u +%Y%m%dT%H%M%SZ).json" &&
+		cp "$dir/bench.json" "$out/latest.json"; then
+		echo "bench: hyperfine JSON in bench/out/latest.json"
+	fi
+fi
+exit "$rc"
