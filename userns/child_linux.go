@@ -41,23 +41,29 @@ func InitMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandbox: init: close_range: %v\n", err)
 		return 125
 	}
+	c := conn{os.NewFile(uintptr(syncFD), "sync")}
+	if err := c.send(message{Kind: msgHello}); err != nil {
+		return 125
+	}
 	// As PID 1 of a new PID namespace, a signal without a handler is
-	// dropped (pid_namespaces(7)), so catch everything before saying hello.
+	// dropped (pid_namespaces(7)), and the Go runtime would turn an
+	// unhandled SIGTERM into its own exit, so catch everything before
+	// the command exists. Nobody inside can signal us before that, and
+	// the parent holds signals back until ready.
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
 
-	c := conn{os.NewFile(uintptr(syncFD), "sync")}
-	s, err := spec.Decode(os.NewFile(uintptr(specFD), "spec"))
-	unix.Close(specFD)
+	// The parent writes the spec into the pipe after spawning us, while
+	// the id maps are being written; reading it overlaps that wait.
+	specFile := os.NewFile(uintptr(specFD), "spec")
+	s, err := spec.Decode(specFile)
+	specFile.Close()
 	if err != nil {
 		c.send(failure(StageStart, "read spec", "", err))
 		return 125
 	}
 	ch := &child{conn: c, spec: s, sigs: sigs}
 	ch.mark(StageStart, start)
-	if err := c.send(message{Kind: msgHello}); err != nil {
-		return 125
-	}
 	m, _, err := c.recv()
 	if err != nil || m.Kind != msgContinue {
 		// The parent went away or failed to map ids; it reports that.

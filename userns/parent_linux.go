@@ -84,10 +84,6 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
 	}
 
-	sigch := make(chan os.Signal, 16)
-	signal.Notify(sigch, forwarded...)
-	defer signal.Stop(sigch)
-
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("sync socket: %w", err)
@@ -97,11 +93,13 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 	defer parentEnd.f.Close()
 	defer childEnd.Close()
 
-	specFile, err := specMemfd(s)
-	if err != nil {
-		return Result{}, err
+	var specPipe [2]int
+	if err := unix.Pipe2(specPipe[:], unix.O_CLOEXEC); err != nil {
+		return Result{}, fmt.Errorf("spec pipe: %w", err)
 	}
-	defer specFile.Close()
+	specR, specW := os.NewFile(uintptr(specPipe[0]), "spec-r"), os.NewFile(uintptr(specPipe[1]), "spec-w")
+	defer specR.Close()
+	defer specW.Close()
 
 	sys := &syscall.SysProcAttr{
 		Cloneflags: cloneFlags,
@@ -119,8 +117,9 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		sys.GidMappings = toSyscallMaps(s.OCI.Linux.GIDMappings)
 		sys.GidMappingsEnableSetgroups = false
 	}
-	attr := &os.ProcAttr{
-		Files: []*os.File{o.Stdin, o.Stdout, o.Stderr, childEnd, specFile},
+	attr := &syscall.ProcAttr{
+		Files: []uintptr{o.Stdin.Fd(), o.Stdout.Fd(), o.Stderr.Fd(), childEnd.Fd(), specR.Fd()},
+		Env:   []string{},
 		Sys:   sys,
 	}
 	argv := []string{"sandbox", InitCommand, "--sync-fd=3", "--spec-fd=4"}
@@ -135,27 +134,43 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		// Parent-death signals are per thread in Go: keep this thread for
 		// the whole life of the child, and never unlock it.
 		runtime.LockOSThread()
-		p, err := os.StartProcess("/proc/self/exe", argv, attr)
+		// syscall rather than os: no pidfd probe, one fork less.
+		pid, _, err := syscall.StartProcess("/proc/self/exe", argv, attr)
 		if err != nil {
 			startc <- started{err: err}
 			return
 		}
-		startc <- started{pid: p.Pid}
-		st, err := p.Wait()
-		if err != nil {
-			waitc <- syscall.WaitStatus(0xff << 8)
-			return
+		startc <- started{pid: pid}
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err != unix.EINTR {
+				break
+			}
 		}
-		waitc <- st.Sys().(syscall.WaitStatus)
+		waitc <- syscall.WaitStatus(ws)
 	}()
 	st := <-startc
 	if st.err != nil {
 		return Result{}, &SpawnError{Err: unwrapPathError(st.err)}
 	}
 	childEnd.Close()
-	specFile.Close()
+	specR.Close()
 	pid := st.pid
 	stage("spawned", time.Now())
+
+	// The spec goes down the pipe while the child starts and the id maps
+	// are written. The child reads until EOF; a child that dies early
+	// makes the write fail, which its wait status then explains.
+	specDone := make(chan error, 1)
+	go func() {
+		err := s.Encode(specW)
+		specW.Close()
+		specDone <- err
+	}()
+	sigch := make(chan os.Signal, 16)
+	signal.Notify(sigch, forwarded...)
+	defer signal.Stop(sigch)
 
 	// From here on every failure kills the child before returning.
 	kill := func() {
@@ -168,6 +183,10 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 			return Result{}, &MapError{Err: err}
 		}
 		stage("idmapped", time.Now())
+	}
+	if err := parentEnd.send(message{Kind: msgContinue}); err != nil {
+		kill()
+		return Result{}, &ProtocolError{Detail: "send continue: " + err.Error()}
 	}
 
 	msgs := make(chan received, 4)
@@ -205,10 +224,6 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 			switch r.m.Kind {
 			case msgHello:
 				stage("hello", time.Now())
-				if err := parentEnd.send(message{Kind: msgContinue}); err != nil {
-					kill()
-					return Result{}, &ProtocolError{Detail: "send continue: " + err.Error()}
-				}
 			case msgPty:
 				if len(r.fds) != 1 {
 					closeAll(r.fds)
@@ -318,23 +333,6 @@ func describeStatus(ws syscall.WaitStatus) string {
 		return "killed by " + ws.Signal().String()
 	}
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
-}
-
-func specMemfd(s *spec.Spec) (*os.File, error) {
-	fd, err := unix.MemfdCreate("sandbox-spec", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("spec memfd: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "spec")
-	if err := s.Encode(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write spec: %w", err)
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write spec: %w", err)
-	}
-	return f, nil
 }
 
 func unwrapPathError(err error) error {

@@ -3,12 +3,15 @@ package userns
 // The re-exec protocol. The parent starts "/proc/self/exe __init
 // --sync-fd=3 --spec-fd=4" with every namespace requested at clone time.
 // fd 3 is one end of a SOCK_SEQPACKET socket pair, one JSON message per
-// packet; fd 4 is a memfd holding the frozen spec.
+// packet; fd 4 is the read end of a pipe that carries the frozen spec as
+// JSON, written by the parent after the spawn so that encoding it overlaps
+// the child's start.
 //
 //	PARENT (caller's namespaces)              CHILD (becomes PID 1 inside)
-//	clone(NEWUSER|NEWNS|NEWPID|...) + exec ──▶ read spec from fd 4
-//	newuidmap/newgidmap on the child's pid     (overlaps the child's start)
-//	                             ◀──────────── hello
+//	clone(NEWUSER|NEWNS|NEWPID|...) + exec ──▶ (Go runtime starts)
+//	write the spec to the pipe ──────────────▶ hello; catch signals;
+//	newuidmap/newgidmap on the child's pid     read the spec from fd 4
+//	  (single map: written before the exec)
 //	continue ─────────────────────────────────▶
 //	                                           non-dumpable; open bind sources;
 //	                                           root tmpfs, mounts, symlinks,
@@ -19,9 +22,10 @@ package userns
 //	forward signals to the child ────────────▶ forward to the command, reap
 //	                             ◀──────────── exit     (command ended)
 //
-// At any point before ready the child may send failed instead, and then
-// exits. EOF on the socket before exit means the child died; the parent then
-// takes the child's own wait status.
+// hello only tells the parent the child is alive; continue does not wait
+// for it. At any point before ready the child may send failed instead, and
+// then exits. EOF on the socket before exit means the child died; the
+// parent then takes the child's own wait status.
 
 import (
 	"encoding/json"

@@ -35,8 +35,10 @@ func (m *message) write(w io.Writer) {
 var explainers = []func(error) *message{
 	explainUsage,
 	explainSpec,
-	explainIDMap,
+	// Before explainIDMap: fullMapError and MapError wrap idmap's errors
+	// and add what the user asked for.
 	explainUserns,
+	explainIDMap,
 }
 
 // explain prints err in the project's error shape and returns the exit code.
