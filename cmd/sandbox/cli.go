@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"strings"
 )
 
 // env is what every subcommand gets: the standard streams and a logger.
@@ -117,5 +116,3 @@ func (u *usageError) Error() string { return u.msg }
 func isHelp(err error) bool { return errors.Is(err, errHelp) }
 
 var errHelp = errors.New("help requested")
-
-func joinLines(lines ...string) string { return strings.Join(lines, "\n") }
