@@ -10,4 +10,4 @@ require (
 
 require github.com/pelletier/go-toml/v2 v2.4.3
 
-require github.com/spf13/pflag v1.1.0 // indirect
+require github.com/spf13/pflag v1.1.0

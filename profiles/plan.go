@@ -111,8 +111,10 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 		}
 		fi, err := fs.Lstat(host, rel(dir))
 		switch {
-		case err != nil:
+		case errors.Is(err, fs.ErrNotExist):
 			continue // absent on this host
+		case err != nil:
+			return nil, &BindSourceError{Source: dir, Dest: dir, Err: unwrapPath(err)}
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := fs.ReadLink(host, rel(dir))
 			if err != nil {
@@ -176,14 +178,17 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 		}
 		mounts = append(mounts, m)
 	}
-	s.OCI.Mounts = orderMounts(mounts)
-	for _, l := range s.Symlinks {
-		for _, m := range s.OCI.Mounts {
-			if m.Destination == l.Path {
-				return nil, &spec.InvalidError{Field: "mount destination", Value: m.Destination, Reason: "is a symbolic link in this profile (" + l.Path + " -> " + l.Target + ")"}
-			}
+	// A destination at or below a symlink of the skeleton (a work
+	// directory under /lib on a merged-/usr host) is mounted where the
+	// link points, so the path works inside as it does on the host.
+	for i := range mounts {
+		dst, err := throughLinks(mounts[i].Destination, s.Symlinks)
+		if err != nil {
+			return nil, err
 		}
+		mounts[i].Destination = dst
 	}
+	s.OCI.Mounts = orderMounts(mounts)
 
 	env, err := planEnv(p, in)
 	if err != nil {
@@ -221,6 +226,34 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 }
 
 const ttyGID = 5
+
+// throughLinks rewrites dst when it is below one of links, following
+// relative targets from the link's directory. A destination that is a link
+// itself cannot be mounted on.
+func throughLinks(dst string, links []spec.Symlink) (string, error) {
+	for hops := 0; hops < 8; hops++ {
+		moved := false
+		for _, l := range links {
+			if dst == l.Path {
+				return "", &spec.InvalidError{Field: "mount destination", Value: dst, Reason: "is a symbolic link in this profile (" + l.Path + " -> " + l.Target + ")"}
+			}
+			rest, ok := strings.CutPrefix(dst, l.Path+"/")
+			if !ok {
+				continue
+			}
+			target := l.Target
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(l.Path), target)
+			}
+			dst = path.Join(target, rest)
+			moved = true
+		}
+		if !moved {
+			return spec.CheckPath("mount destination", dst)
+		}
+	}
+	return "", &spec.InvalidError{Field: "mount destination", Value: dst, Reason: "goes through too many symbolic links"}
+}
 
 func mapsID(ms []specs.LinuxIDMapping, id uint32) bool {
 	for _, m := range ms {

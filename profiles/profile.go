@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -72,12 +73,28 @@ func Decode(name string, b []byte) (*Profile, error) {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		var sme *toml.StrictMissingError
-		if errors.As(err, &sme) {
-			return nil, &DecodeError{Name: name, Err: errors.New(sme.String())}
-		}
-		return nil, &DecodeError{Name: name, Err: err}
+		return nil, &DecodeError{Name: name, Err: tomlError(err)}
 	}
 	p.Name = name
 	return &p, nil
+}
+
+// tomlError renders go-toml's errors as one line naming the key and the
+// line, without Go type names.
+func tomlError(err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) && len(sme.Errors) > 0 {
+		var keys []string
+		for _, e := range sme.Errors {
+			row, _ := e.Position()
+			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return fmt.Errorf("line %d: %s", row, de.Error())
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -131,6 +132,14 @@ func explainHelperNotPrivileged(e *idmap.HelperNotPrivilegedError) *message {
 			summary: mapPrefix(k) + e.Path + " is on a file system mounted nosuid",
 			causes:  []string{"the kernel ignores the setuid bit and file capabilities there, so it cannot write the map"},
 			fixes:   append(append([]string{}, helperInstallFixes...), idmapSingleFix),
+		}
+	}
+	if nestedUserns() {
+		return &message{
+			summary: mapPrefix(k) + e.Path + " has no privilege in this user namespace",
+			causes: []string{"sandbox itself runs inside a user namespace (/proc/self/uid_map is not the identity map),",
+				"where the helper's owner is not mapped and the setuid bit has no effect"},
+			fixes: []string{"run sandbox from the host's own user namespace", idmapSingleFix},
 		}
 	}
 	capability := "cap_setuid"
@@ -266,4 +275,14 @@ func idSpan(start, end uint64) string {
 		return strconv.FormatUint(start, 10)
 	}
 	return fmt.Sprintf("%d-%d", start, end-1)
+}
+
+// nestedUserns reports whether we run in a user namespace other than the
+// initial one, whose uid_map is the identity over all ids.
+func nestedUserns() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	return strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295"
 }

@@ -33,7 +33,7 @@ func explainSpec(err error) *message {
 		case spec.ReasonNotAbsolute:
 			m.fixes = []string{"give an absolute path inside the sandbox, e.g. /" + trimDots(inv.Value)}
 		case spec.ReasonDotDot:
-			m.fixes = []string{"give the destination without '..', as an absolute path inside the sandbox"}
+			m.fixes = []string{"give the " + inv.Field + " without '..', as an absolute path inside the sandbox"}
 		}
 		return m
 	case errors.As(err, &vol):
@@ -42,7 +42,7 @@ func explainSpec(err error) *message {
 	case errors.As(err, &src):
 		m := &message{summary: fmt.Sprintf("cannot bind %s on %s: %s", src.Source, src.Dest, errText(src.Err))}
 		if errors.Is(src.Err, syscall.ENOENT) {
-			m.fixes = []string{"create it first: mkdir -p " + shellQuote(src.Source), "or correct the source path of -v"}
+			m.fixes = []string{"create it first: mkdir -p " + shellQuote(src.Source), "correct the source path of -v"}
 		} else if errors.Is(src.Err, syscall.EACCES) {
 			m.fixes = []string{"bind a path you can read, or fix its permissions: ls -ld " + shellQuote(src.Source)}
 		}
@@ -59,7 +59,11 @@ func explainSpec(err error) *message {
 	case errors.As(err, &envr):
 		return &message{summary: fmt.Sprintf("cannot read --env-file %s: %s", envr.Path, errText(envr.Err))}
 	case errors.As(err, &unm):
-		return &message{summary: fmt.Sprintf("cannot map user IDs: %v", unm),
+		what := "user"
+		if unm.Kind == "gid" {
+			what = "group"
+		}
+		return &message{summary: fmt.Sprintf("cannot map %s IDs: %v", what, unm),
 			fixes: []string{fmt.Sprintf("add a mapping for it, e.g. --%smap %d:%d:1", unm.Kind, unm.ID, unm.ID)}}
 	}
 	return nil
@@ -135,12 +139,12 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 				fixes:  []string{"give the full path of a program inside the sandbox, or add its directory with -v DIR:DIR:ro"}}
 		case syscall.EACCES, syscall.ENOEXEC, syscall.EPERM, syscall.EISDIR:
 			return &message{summary: fmt.Sprintf("cannot execute %s: %s", ce.Path, errText(ce.Errno)), code: 126,
-				fixes: []string{"chmod +x " + shellQuote(ce.Path) + " (on the host)", "or run it through its interpreter, e.g. sandbox run -- sh " + shellQuote(ce.Path)}}
+				fixes: []string{"chmod +x " + shellQuote(ce.Path) + " (on the host)", "run it through its interpreter: sandbox run -- sh " + shellQuote(ce.Path)}}
 		}
 	case ce.Op == "workdir":
 		return &message{summary: fmt.Sprintf("cannot use working directory %s: %s", ce.Path, errText(ce.Errno)),
 			causes: []string{"it does not exist or is not reachable inside the sandbox"},
-			fixes:  []string{"sandbox run -w DIR ... with a directory inside the sandbox", "or bind it: -v " + ce.Path + ":" + ce.Path}}
+			fixes:  []string{"sandbox run -w DIR ... with a directory inside the sandbox", "bind it: -v " + ce.Path + ":" + ce.Path}}
 	case ce.Op == "bind source":
 		return &message{summary: fmt.Sprintf("cannot bind %s: %s", ce.Path, errText(ce.Errno)),
 			causes: []string{"it disappeared or changed between the check and the mount"}}

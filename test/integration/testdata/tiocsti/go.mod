@@ -1,0 +1,3 @@
+module tiocsti
+
+go 1.26
