@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sandbox/spec"
 )
 
 // InitCommand is the hidden first argument that selects the child stage.
@@ -45,26 +43,21 @@ func InitMain(args []string) int {
 	if err := c.send(message{Kind: msgHello}); err != nil {
 		return 125
 	}
-	// As PID 1 of a new PID namespace, a signal without a handler is
-	// dropped (pid_namespaces(7)), and the Go runtime would turn an
-	// unhandled SIGTERM into its own exit, so catch everything before
-	// the command exists. Nobody inside can signal us before that, and
-	// the parent holds signals back until ready.
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs)
-
 	// The parent writes the spec into the pipe after spawning us, while
 	// the id maps are being written; reading it overlaps that wait.
 	specFile := os.NewFile(uintptr(specFD), "spec")
-	s, err := spec.Decode(specFile)
+	s, err := decodeChildSpec(specFile)
 	specFile.Close()
 	if err != nil {
 		c.send(failure(StageStart, "read spec", "", err))
 		return 125
 	}
-	ch := &child{conn: c, spec: s, sigs: sigs}
+	decoded := time.Now()
+	ch := &child{conn: c, spec: s}
 	ch.mark(StageStart, start)
+	ch.mark("decoded", decoded)
 	m, _, err := c.recv()
+	ch.mark("continued", time.Now())
 	if err != nil || m.Kind != msgContinue {
 		// The parent went away or failed to map ids; it reports that.
 		return 125
@@ -101,8 +94,7 @@ func parseInitArgs(args []string) (syncFD, specFD int, err error) {
 // child is the state of the child stage.
 type child struct {
 	conn  conn
-	spec  *spec.Spec
-	sigs  chan os.Signal
+	spec  *childSpec
 	times []StageTime
 }
 
@@ -185,7 +177,18 @@ func (ch *child) run() int {
 		}
 	}
 	ch.mark(StageExec, time.Now())
-	if err := ch.conn.send(message{Kind: msgReady, Pid: pid, Times: ch.times}); err != nil {
+	// The parent signals the command itself through this pidfd (valid
+	// across PID namespaces, immune to pid reuse), so PID 1 needs no
+	// signal handlers: a Go program installs them with one thread
+	// round-trip per signal, milliseconds on the start-up path.
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return ch.fail(StageExec, step("pidfd_open", s.OCI.Process.Args[0], err))
+	}
+	err = ch.conn.send(message{Kind: msgReady, Pid: pid, Times: ch.times}, pidfd)
+	unix.Close(pidfd)
+	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 125
 	}

@@ -189,7 +189,7 @@ func attach(rootfd, mfd int, dst string, file bool) error {
 // buildRoot assembles the root in a fresh tmpfs and returns an fd on it.
 // Preconditions: in the new user and mount namespaces with CAP_SYS_ADMIN,
 // id maps written, PID namespace entered (for /proc).
-func buildRoot(s *spec.Spec) (int, error) {
+func buildRoot(s *childSpec) (int, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return -1, step("make mounts private", "/", err)
 	}

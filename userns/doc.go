@@ -6,7 +6,8 @@
 //
 // Runs in: both. parent_linux.go runs in the caller's process; child_*.go
 // and init_linux.go run in the re-exec'd child, which becomes PID 1 of the
-// sandbox and stays there to reap zombies and forward signals.
+// sandbox and stays there to reap zombies; the parent signals the command
+// through a pidfd the child hands over.
 //
 // The package names what it needs from id mapping as the small IDMapper
 // interface so the protocol can be driven without setuid helpers.

@@ -2,43 +2,32 @@ package userns
 
 import "golang.org/x/sys/unix"
 
-// reap is PID 1's loop: forward signals to the command, reap every child
-// (orphans are re-parented to us), and when the command ends report its
-// status and return its exit code. Returning ends PID 1, and with it the
-// PID namespace: the kernel kills whatever the command left running.
+// reap is PID 1's loop: it reaps every child (orphans are re-parented to
+// it) with a blocking wait, and when the command ends reports its status
+// and returns its exit code. Returning ends PID 1, and with it the PID
+// namespace: the kernel kills whatever the command left running.
+//
+// PID 1 installs no signal handlers: the parent signals the command
+// directly through a pidfd, and a signal sent to PID 1 itself from outside
+// ends the sandbox (the Go runtime exits on it), which is what killing a
+// sandbox's init should do.
 func (ch *child) reap(pid int) int {
-	for sig := range ch.sigs {
-		s := sig.(unix.Signal)
-		switch s {
-		case unix.SIGCHLD:
-			if code, done := ch.reapAll(pid); done {
-				return code
-			}
-		case unix.SIGURG:
-			// Used by the Go runtime for preemption; never forwarded.
-		default:
-			unix.Kill(pid, s)
-		}
-	}
-	return 125
-}
-
-func (ch *child) reapAll(pid int) (int, bool) {
-	var code int
-	done := false
 	for {
 		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		got, err := unix.Wait4(-1, &ws, 0, nil)
 		if err == unix.EINTR {
 			continue
 		}
-		if got <= 0 || err != nil {
-			break
+		if err != nil {
+			// ECHILD: nothing left to wait for, the command included.
+			ch.conn.send(failure(StageExec, "wait", "", err))
+			return 125
 		}
 		if got != pid {
 			continue
 		}
 		m := message{Kind: msgExit}
+		var code int
 		switch {
 		case ws.Exited():
 			m.Status = ws.ExitStatus()
@@ -50,7 +39,6 @@ func (ch *child) reapAll(pid int) (int, bool) {
 			continue
 		}
 		ch.conn.send(m)
-		done = true
+		return code
 	}
-	return code, done
 }

@@ -35,6 +35,9 @@ type Options struct {
 	Log                   *slog.Logger
 	// SetupTimeout bounds the time from spawn to the command starting.
 	SetupTimeout time.Duration
+	// Start is the origin of the stage times logged under --debug
+	// (default: when Run was called).
+	Start time.Time
 }
 
 // Result is how the command ended.
@@ -79,7 +82,10 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t0 := time.Now()
+	t0 := o.Start
+	if t0.IsZero() {
+		t0 = time.Now()
+	}
 	stage := func(name string, at time.Time) {
 		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
 	}
@@ -168,9 +174,6 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		specW.Close()
 		specDone <- err
 	}()
-	sigch := make(chan os.Signal, 16)
-	signal.Notify(sigch, forwarded...)
-	defer signal.Stop(sigch)
 
 	// From here on every failure kills the child before returning.
 	kill := func() {
@@ -188,6 +191,12 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		kill()
 		return Result{}, &ProtocolError{Detail: "send continue: " + err.Error()}
 	}
+	// After continue, so it is off the child's critical path. A signal
+	// that arrives before is handled by the default action, which ends
+	// the CLI and, through the parent-death signal, the sandbox.
+	sigch := make(chan os.Signal, 16)
+	signal.Notify(sigch, forwarded...)
+	defer signal.Stop(sigch)
 
 	msgs := make(chan received, 4)
 	go readMessages(parentEnd, msgs)
@@ -201,6 +210,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 
 	var (
 		ready    bool
+		cmdFd    = -1 // pidfd of the command, from ready
 		exitMsg  *message
 		tty      *relay
 		childErr error
@@ -232,6 +242,13 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 				}
 				tty = startRelay(os.NewFile(uintptr(r.fds[0]), "pty"), o.Stdin, o.Stdout, s.Interactive)
 			case msgReady:
+				if len(r.fds) != 1 {
+					closeAll(r.fds)
+					kill()
+					return Result{}, &ProtocolError{Detail: "ready message without the command's pidfd"}
+				}
+				cmdFd = r.fds[0]
+				defer unix.Close(cmdFd)
 				ready = true
 				setup.Stop()
 				for _, t := range r.m.Times {
@@ -239,7 +256,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 				}
 				stage("ready", time.Now())
 				for _, sig := range pending {
-					unix.Kill(pid, sig.(syscall.Signal))
+					unix.PidfdSendSignal(cmdFd, sig.(syscall.Signal), nil, 0)
 				}
 				pending = nil
 			case msgFailed:
@@ -256,7 +273,8 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 				continue
 			}
 			if ready {
-				unix.Kill(pid, sig.(syscall.Signal))
+				// ESRCH once the command is gone: nothing to forward to.
+				unix.PidfdSendSignal(cmdFd, sig.(syscall.Signal), nil, 0)
 			} else {
 				pending = append(pending, sig)
 			}

@@ -18,8 +18,8 @@ package userns
 //	                                           pivot_root, detach old root,
 //	                                           lock down, start the command
 //	                             ◀──────────── pty      (with -t; master fd attached)
-//	                             ◀──────────── ready    (command started)
-//	forward signals to the child ────────────▶ forward to the command, reap
+//	                             ◀──────────── ready    (command started; its pidfd attached)
+//	signals go to the command's pidfd          reap every child (blocking wait4)
 //	                             ◀──────────── exit     (command ended)
 //
 // hello only tells the parent the child is alive; continue does not wait

@@ -3,10 +3,14 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"sandbox/preflight"
 	"sandbox/userns"
 )
+
+// started is when main began, the origin of the --debug stage times.
+var started time.Time
 
 func main() {
 	// Internal stages are dispatched before anything else runs: the child
@@ -17,5 +21,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == preflight.ProbeCommand {
 		os.Exit(preflight.ProbeMain(os.Args[2:]))
 	}
+	started = time.Now()
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/pflag"
@@ -98,7 +99,8 @@ func cmdRun(e *env, args []string) (int, error) {
 		defer null.Close()
 		stdin = null
 	}
-	o := userns.Options{Stdin: stdin, Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr), Log: e.log}
+	o := userns.Options{Stdin: stdin, Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr), Log: e.log, Start: started}
+	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
 	if mapper != nil {
 		o.Mapper = mapper
 	}
@@ -107,6 +109,13 @@ func cmdRun(e *env, args []string) (int, error) {
 		return 0, err
 	}
 	return res.ExitCode, nil
+}
+
+func sinceMs(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return fmt.Sprintf("%.2f", float64(time.Since(t).Microseconds())/1000)
 }
 
 func fileOf(w any) *os.File {

@@ -1,0 +1,38 @@
+package userns
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"sandbox/spec"
+)
+
+// childSpec is the part of spec.Spec the child stage reads, decoded from
+// the same JSON. Decoding only these fields keeps encoding/json from
+// building its reflection caches for the whole runtime-spec type graph,
+// which costs milliseconds on the start-up path. The parent validated the
+// full Spec before sending it.
+type childSpec struct {
+	OCI struct {
+		Process  *specs.Process `json:"process"`
+		Hostname string         `json:"hostname"`
+		Mounts   []specs.Mount  `json:"mounts"`
+	} `json:"oci"`
+	Symlinks    []spec.Symlink `json:"symlinks"`
+	Interactive bool           `json:"interactive"`
+	Debug       bool           `json:"debug"`
+}
+
+func decodeChildSpec(r io.Reader) (*childSpec, error) {
+	var s childSpec
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	if s.OCI.Process == nil || len(s.OCI.Process.Args) == 0 {
+		return nil, fmt.Errorf("decode spec: no process")
+	}
+	return &s, nil
+}
