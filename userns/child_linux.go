@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // InitCommand is the hidden first argument that selects the child stage.
