@@ -10,8 +10,8 @@ import (
 	"sandbox/spec"
 )
 
-// childSpec is the part of spec.Spec the child stage reads, decoded from
-// the same JSON. Decoding only these fields keeps encoding/json from
+// childSpec is the part of spec.Spec the child stage reads, in the same
+// JSON shape. Decoding only these fields keeps encoding/json from
 // building its reflection caches for the whole runtime-spec type graph,
 // which costs milliseconds on the start-up path. The parent validated the
 // full Spec before sending it.
@@ -24,6 +24,15 @@ type childSpec struct {
 	Symlinks    []spec.Symlink `json:"symlinks"`
 	Interactive bool           `json:"interactive"`
 	Debug       bool           `json:"debug"`
+}
+
+// newChildSpec takes the child's part of a validated Spec.
+func newChildSpec(s *spec.Spec) *childSpec {
+	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug}
+	c.OCI.Process = s.OCI.Process
+	c.OCI.Hostname = s.OCI.Hostname
+	c.OCI.Mounts = s.OCI.Mounts
+	return c
 }
 
 func decodeChildSpec(r io.Reader) (*childSpec, error) {

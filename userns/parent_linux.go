@@ -2,6 +2,7 @@ package userns
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -170,7 +171,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 	// makes the write fail, which its wait status then explains.
 	specDone := make(chan error, 1)
 	go func() {
-		err := s.Encode(specW)
+		err := json.NewEncoder(specW).Encode(newChildSpec(s))
 		specW.Close()
 		specDone <- err
 	}()
