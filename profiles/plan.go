@@ -12,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"sandbox/seccomp"
 	"sandbox/spec"
 )
 
@@ -35,6 +36,17 @@ type Inputs struct {
 	UIDMappings []specs.LinuxIDMapping
 	GIDMappings []specs.LinuxIDMapping
 	Debug       bool
+
+	// CapAdd and CapDrop are --cap-add and --cap-drop, applied to
+	// spec.DefaultCaps (drop first).
+	CapAdd, CapDrop []string
+	// Seccomp is the filter profile: nil means the default one, unless
+	// Unconfined (--security-opt seccomp=unconfined).
+	Seccomp    *specs.LinuxSeccomp
+	Unconfined bool
+	// Mask and Unmask add to and remove from the profile's masked paths;
+	// "ALL" in Unmask removes them all.
+	Mask, Unmask []string
 }
 
 // EnvFile is the content of one --env-file.
@@ -190,6 +202,10 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 	}
 	s.OCI.Mounts = orderMounts(mounts)
 
+	if err := planSecurity(s, p, in); err != nil {
+		return nil, err
+	}
+
 	env, err := planEnv(p, in)
 	if err != nil {
 		return nil, err
@@ -202,6 +218,10 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	bounding, granted, err := spec.PlanCaps(in.CapAdd, in.CapDrop)
+	if err != nil {
+		return nil, err
+	}
 	s.OCI.Process = &specs.Process{
 		Terminal:    in.Terminal,
 		ConsoleSize: in.ConsoleSize,
@@ -209,10 +229,18 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 		Args:        in.Args,
 		Env:         env,
 		Cwd:         wd,
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding: bounding, Effective: granted, Permitted: granted,
+			Inheritable: granted, Ambient: granted,
+		},
+		NoNewPrivileges: true,
 	}
 	s.OCI.Linux = &specs.Linux{
-		UIDMappings: in.UIDMappings,
-		GIDMappings: in.GIDMappings,
+		MaskedPaths:   s.OCI.Linux.MaskedPaths,
+		ReadonlyPaths: s.OCI.Linux.ReadonlyPaths,
+		Seccomp:       s.OCI.Linux.Seccomp,
+		UIDMappings:   in.UIDMappings,
+		GIDMappings:   in.GIDMappings,
 		Namespaces: []specs.LinuxNamespace{
 			{Type: specs.UserNamespace}, {Type: specs.MountNamespace}, {Type: specs.PIDNamespace},
 			{Type: specs.UTSNamespace}, {Type: specs.IPCNamespace}, {Type: specs.NetworkNamespace},
@@ -226,6 +254,54 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 }
 
 const ttyGID = 5
+
+// planSecurity fills in the masked and read-only paths and the seccomp
+// filter, compiled here in the parent.
+func planSecurity(s *spec.Spec, p *Profile, in Inputs) error {
+	s.OCI.Linux = &specs.Linux{}
+	unmaskAll := false
+	unmask := map[string]bool{}
+	for _, u := range in.Unmask {
+		if u == "ALL" {
+			unmaskAll = true
+			continue
+		}
+		c, err := spec.CheckPath("unmask", u)
+		if err != nil {
+			return err
+		}
+		unmask[c] = true
+	}
+	if !unmaskAll {
+		for _, m := range p.MaskedPaths {
+			if !unmask[m] {
+				s.OCI.Linux.MaskedPaths = append(s.OCI.Linux.MaskedPaths, m)
+			}
+		}
+	}
+	for _, m := range in.Mask {
+		c, err := spec.CheckPath("mask", m)
+		if err != nil {
+			return err
+		}
+		s.OCI.Linux.MaskedPaths = append(s.OCI.Linux.MaskedPaths, c)
+	}
+	s.OCI.Linux.ReadonlyPaths = append(s.OCI.Linux.ReadonlyPaths, p.ReadOnly...)
+	if in.Unconfined {
+		return nil
+	}
+	prof := in.Seccomp
+	if prof == nil {
+		prof = seccomp.Default(seccomp.Options{})
+	}
+	prog, err := seccomp.Compile(prof)
+	if err != nil {
+		return err
+	}
+	s.OCI.Linux.Seccomp = prof
+	s.Seccomp = seccomp.Encode(prog)
+	return nil
+}
 
 // throughLinks rewrites dst when it is below one of links, following
 // relative targets from the link's directory. A destination that is a link

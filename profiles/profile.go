@@ -22,6 +22,8 @@ type Profile struct {
 	Tmpfs       []string `toml:"tmpfs"`
 	EnvPass     []string `toml:"env-pass"`
 	Env         []string `toml:"env"`
+	MaskedPaths []string `toml:"masked-paths"`
+	ReadOnly    []string `toml:"read-only-paths"`
 }
 
 //go:embed default.toml

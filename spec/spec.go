@@ -56,6 +56,11 @@ type Spec struct {
 
 	// Debug makes the child report each stage with a timestamp.
 	Debug bool `json:"debug,omitempty"`
+
+	// Seccomp is OCI.Linux.Seccomp compiled to a BPF program (8 bytes an
+	// instruction) in the parent; the child only installs it. Empty means
+	// unconfined.
+	Seccomp []byte `json:"seccomp,omitempty"`
 }
 
 // InvalidError reports a Spec field that cannot be used. Field names the
@@ -154,8 +159,29 @@ func (s *Spec) Validate() error {
 			return &InvalidError{"symlink target", l.Path, ReasonEmpty}
 		}
 	}
+	if c := p.Capabilities; c != nil {
+		for field, set := range map[string][]string{"bounding capabilities": c.Bounding, "effective capabilities": c.Effective,
+			"permitted capabilities": c.Permitted, "inheritable capabilities": c.Inheritable, "ambient capabilities": c.Ambient} {
+			if err := checkCaps(field, set); err != nil {
+				return err
+			}
+		}
+	}
 	if s.OCI.Linux == nil {
 		return &InvalidError{"linux", "", ReasonEmpty}
+	}
+	for _, m := range s.OCI.Linux.MaskedPaths {
+		if _, err := CheckPath("masked path", m); err != nil {
+			return err
+		}
+	}
+	for _, m := range s.OCI.Linux.ReadonlyPaths {
+		if _, err := CheckPath("read-only path", m); err != nil {
+			return err
+		}
+	}
+	if len(s.Seccomp)%8 != 0 {
+		return &InvalidError{"seccomp program", fmt.Sprintf("%d bytes", len(s.Seccomp)), "is not whole BPF instructions"}
 	}
 	if err := checkMappings("uid map", s.OCI.Linux.UIDMappings); err != nil {
 		return err

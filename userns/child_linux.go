@@ -9,8 +9,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"sandbox/seccomp"
+	"sandbox/spec"
 )
 
 // InitCommand is the hidden first argument that selects the child stage.
@@ -147,28 +152,17 @@ func (ch *child) run() int {
 	if err != nil {
 		return ch.fail(StageExec, err)
 	}
-	if err := lockDown(); err != nil {
-		return ch.fail(StageLock, err)
-	}
-	ch.mark(StageLock, time.Now())
-
 	argv0, err := lookPath(s.OCI.Process.Args[0], s.OCI.Process.Env)
 	if err != nil {
 		return ch.fail(StageExec, err)
 	}
-	pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
-		Env:   s.OCI.Process.Env,
-		Files: stdio,
-		Sys: &syscall.SysProcAttr{
-			// A new session: without -t the command has no controlling
-			// terminal, so TIOCSTI cannot push input into the caller's.
-			Setsid:  true,
-			Setctty: s.OCI.Process.Terminal,
-			Ctty:    0,
-		},
-	})
+	pid, err := startCommand(s, argv0, stdio)
 	if err != nil {
-		return ch.fail(StageExec, step("exec", s.OCI.Process.Args[0], err))
+		var se *stepError
+		if errors.As(err, &se) && se.op != "exec" {
+			return ch.fail(StageLock, err)
+		}
+		return ch.fail(StageExec, err)
 	}
 	for _, fd := range stdio {
 		if fd > 2 {
@@ -189,6 +183,13 @@ func (ch *child) run() int {
 	unix.Close(pidfd)
 	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
+		return 125
+	}
+	if err := confineInit(s.Seccomp); err != nil && !(errors.Is(err, unix.ENOTSUP) && !grants(s.OCI.Process, "CAP_SYS_PTRACE")) {
+		// A cgo build cannot act on all threads (ENOTSUP); that only
+		// matters when the command may ptrace PID 1.
+		unix.Kill(pid, unix.SIGKILL)
+		ch.conn.send(failure(StageLock, "confine init", "", err))
 		return 125
 	}
 	return ch.reap(pid)
@@ -235,16 +236,108 @@ func (ch *child) stdio() ([]uintptr, error) {
 	return []uintptr{in, 1, 2}, nil
 }
 
-// lockDown drops what the set-up needed before the command starts.
-// Preconditions: on the thread that will fork the command.
-func lockDown() error {
+// startCommand locks a fresh thread down to what the command may have and
+// forks the command from it. Capabilities, no_new_privs and the seccomp
+// filter are per thread, and a fork inherits its thread's: so the command
+// gets them while PID 1's other threads keep running unfiltered (a
+// profile that denies, say, wait4 cannot break the reaper). The thread is
+// never unlocked, so it ends with its goroutine.
+func startCommand(s *childSpec, argv0 string, stdio []uintptr) (int, error) {
+	type started struct {
+		pid int
+		err error
+	}
+	res := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := lockDown(s.OCI.Process, s.Seccomp); err != nil {
+			res <- started{err: err}
+			return
+		}
+		pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
+			Env:   s.OCI.Process.Env,
+			Files: stdio,
+			Sys: &syscall.SysProcAttr{
+				// A new session: without -t the command has no
+				// controlling terminal, so TIOCSTI cannot push input
+				// into the caller's.
+				Setsid:  true,
+				Setctty: s.OCI.Process.Terminal,
+				Ctty:    0,
+			},
+		})
+		res <- started{pid: pid, err: step("exec", s.OCI.Process.Args[0], err)}
+	}()
+	r := <-res
+	return r.pid, r.err
+}
+
+// lockDown sets the calling thread's credentials to the command's: the
+// bounding set, the ambient set the command keeps after exec,
+// no_new_privs, and the seccomp filter last.
+// Preconditions: on the locked thread that will fork the command, which
+// holds CAP_SYS_ADMIN and CAP_SETPCAP (ambient since clone) and every
+// capability to be granted.
+func lockDown(p *specs.Process, filter []byte) error {
+	var bounding, granted []string
+	if p.Capabilities != nil {
+		bounding, granted = p.Capabilities.Bounding, p.Capabilities.Ambient
+	}
+	keep := map[int]bool{}
+	for _, c := range bounding {
+		n, _ := spec.CapNumber(c)
+		keep[n] = true
+	}
+	for c := 0; c < 64; c++ {
+		if keep[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			if err == unix.EINVAL {
+				break // past the kernel's last capability
+			}
+			return step("drop from bounding set", fmt.Sprintf("capability %d", c), err)
+		}
+	}
 	// Ambient capabilities were raised at clone time for the set-up; the
-	// command must not inherit them.
+	// command keeps only the ones granted to it.
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return step("prctl", "PR_CAP_AMBIENT_CLEAR_ALL", err)
 	}
+	// The inheritable set is exactly what is granted: the clone-time
+	// ambient capabilities put CAP_SYS_ADMIN and CAP_SETPCAP there.
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return step("capget", "", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	for _, c := range granted {
+		n, _ := spec.CapNumber(c)
+		data[n/32].Inheritable |= 1 << (uint(n) % 32)
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return step("capset", "inheritable", err)
+	}
+	if len(granted) > 0 {
+		for _, c := range granted {
+			n, _ := spec.CapNumber(c)
+			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
+				return step("raise ambient", c, err)
+			}
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return step("prctl", "PR_SET_NO_NEW_PRIVS", err)
+	}
+	if len(filter) > 0 {
+		prog, err := seccomp.Decode(filter)
+		if err != nil {
+			return step("seccomp", "decode", err)
+		}
+		if err := seccomp.Install(prog); err != nil {
+			return step("seccomp", "install", err)
+		}
 	}
 	return nil
 }
@@ -295,4 +388,46 @@ func checkExecutable(p string) error {
 		return unix.EACCES
 	}
 	return unix.Access(p, unix.X_OK)
+}
+
+// confineInit gives PID 1 no more power than the command once the command
+// runs: every capability is dropped and the command's seccomp filter is
+// installed on every thread. A command granted CAP_SYS_PTRACE could
+// otherwise attach to PID 1 (non-dumpable stops only tracers without it)
+// and use its capabilities or its unfiltered system calls. From here on
+// PID 1 only waits and writes to the sync socket.
+// Preconditions: a cgo-free binary (syscall.AllThreadsSyscall).
+func confineInit(filter []byte) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+		return fmt.Errorf("drop capabilities: %w", errno)
+	}
+	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
+		return fmt.Errorf("no_new_privs: %w", errno)
+	}
+	if len(filter) == 0 {
+		return nil
+	}
+	prog, err := seccomp.Decode(filter)
+	if err != nil {
+		return err
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+		return fmt.Errorf("seccomp: %w", errno)
+	}
+	return nil
+}
+
+func grants(p *specs.Process, capability string) bool {
+	if p.Capabilities == nil {
+		return false
+	}
+	for _, c := range p.Capabilities.Ambient {
+		if c == capability {
+			return true
+		}
+	}
+	return false
 }

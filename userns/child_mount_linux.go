@@ -173,13 +173,19 @@ func openInRoot(rootfd int, p string, file bool) (int, error) {
 	return unix.Openat2(rootfd, rel, how)
 }
 
-// attach moves the detached mount mfd onto dst inside the root.
+// attach moves the detached mount mfd onto dst inside the root. A
+// destination that resolves to the root itself (through a symlink to "/"
+// in a volume) is refused rather than stacked over the whole sandbox.
 func attach(rootfd, mfd int, dst string, file bool) error {
 	tfd, err := openInRoot(rootfd, dst, file)
 	if err != nil {
 		return step("mount point", dst, err)
 	}
 	defer unix.Close(tfd)
+	var rst, tst unix.Stat_t
+	if unix.Fstat(rootfd, &rst) == nil && unix.Fstat(tfd, &tst) == nil && rst.Dev == tst.Dev && rst.Ino == tst.Ino {
+		return step("mount point", dst, fmt.Errorf("resolves to the root of the sandbox"))
+	}
 	if err := unix.MoveMount(mfd, "", tfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return step("mount", dst, err)
 	}
@@ -212,6 +218,14 @@ func buildRoot(s *childSpec) (int, error) {
 			unix.Close(rootfd)
 			return -1, err
 		}
+	}
+	if err := maskPaths(rootfd, s.OCI.Linux.MaskedPaths); err != nil {
+		unix.Close(rootfd)
+		return -1, err
+	}
+	if err := readOnlyPaths(rootfd, s.OCI.Linux.ReadonlyPaths); err != nil {
+		unix.Close(rootfd)
+		return -1, err
 	}
 	for _, l := range s.Symlinks {
 		if err := symlinkInRoot(rootfd, l); err != nil {
@@ -290,6 +304,110 @@ func enterWorkdir(dir string) error {
 	}
 	if !strings.HasPrefix(wd, "/") {
 		return step("workdir", dir, fmt.Errorf("resolves outside the root (%s)", strconv.Quote(wd)))
+	}
+	return nil
+}
+
+// openExisting opens p inside the root without creating anything; a path
+// absent on this kernel answers ENOENT.
+func openExisting(rootfd int, p string) (int, error) {
+	return unix.Openat2(rootfd, strings.TrimPrefix(path.Clean(p), "/"), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
+	})
+}
+
+// maskPaths covers each file with the sandbox's /dev/null and each
+// directory with an empty read-only tmpfs. The /dev/null used is checked to
+// be the real character device 1:3 first, so a mask can never expose a file.
+// Preconditions: /proc and /dev/null are mounted in the root.
+func maskPaths(rootfd int, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	null, err := openExisting(rootfd, "/dev/null")
+	if err != nil {
+		return step("open", "/dev/null", err)
+	}
+	defer unix.Close(null)
+	var st unix.Stat_t
+	if err := unix.Fstat(null, &st); err != nil {
+		return step("stat", "/dev/null", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 {
+		return step("mask with", "/dev/null", fmt.Errorf("not the null device"))
+	}
+	for _, p := range paths {
+		target, err := openExisting(rootfd, p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return step("mask", p, err)
+		}
+		err = maskOne(null, target, p)
+		unix.Close(target)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func maskOne(null, target int, p string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(target, &st); err != nil {
+		return step("mask", p, err)
+	}
+	var mfd int
+	var err error
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		mfd, err = newFS("tmpfs", specs.Mount{Destination: p, Options: []string{"ro", "mode=0555", "size=4k", "nosuid", "nodev", "noexec"}})
+	} else {
+		mfd, err = unix.OpenTree(null, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+		err = step("clone /dev/null for", p, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return step("mask", p, err)
+	}
+	return nil
+}
+
+// readOnlyPaths stacks a read-only clone of each path on itself.
+func readOnlyPaths(rootfd int, paths []string) error {
+	for _, p := range paths {
+		target, err := openExisting(rootfd, p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return step("read-only", p, err)
+		}
+		err = readOnlyOne(target, p)
+		unix.Close(target)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readOnlyOne(target int, p string) error {
+	tree, err := unix.OpenTree(target, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return step("clone for read-only", p, err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return step("make read-only", p, err)
+	}
+	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return step("read-only", p, err)
 	}
 	return nil
 }

@@ -20,18 +20,27 @@ type childSpec struct {
 		Process  *specs.Process `json:"process"`
 		Hostname string         `json:"hostname"`
 		Mounts   []specs.Mount  `json:"mounts"`
+		Linux    struct {
+			MaskedPaths   []string `json:"maskedPaths"`
+			ReadonlyPaths []string `json:"readonlyPaths"`
+		} `json:"linux"`
 	} `json:"oci"`
 	Symlinks    []spec.Symlink `json:"symlinks"`
 	Interactive bool           `json:"interactive"`
 	Debug       bool           `json:"debug"`
+	Seccomp     []byte         `json:"seccomp"`
 }
 
 // newChildSpec takes the child's part of a validated Spec.
 func newChildSpec(s *spec.Spec) *childSpec {
-	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug}
+	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug, Seccomp: s.Seccomp}
 	c.OCI.Process = s.OCI.Process
 	c.OCI.Hostname = s.OCI.Hostname
 	c.OCI.Mounts = s.OCI.Mounts
+	if s.OCI.Linux != nil {
+		c.OCI.Linux.MaskedPaths = s.OCI.Linux.MaskedPaths
+		c.OCI.Linux.ReadonlyPaths = s.OCI.Linux.ReadonlyPaths
+	}
 	return c
 }
 

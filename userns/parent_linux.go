@@ -114,10 +114,10 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		// stays locked and alive until the child is reaped.
 		Pdeathsig: unix.SIGKILL,
 		Setsid:    true,
-		// The set-up needs CAP_SYS_ADMIN in the new user namespace after
-		// exec, while our uid inside is still unmapped or not 0, so it is
-		// carried through exec as an ambient capability.
-		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN},
+		// The set-up needs capabilities in the new user namespace after
+		// exec, while our uid inside is still unmapped or not 0, so they
+		// are carried through exec as ambient capabilities.
+		AmbientCaps: setupCaps(s),
 	}
 	if o.Mapper == nil {
 		sys.UidMappings = toSyscallMaps(s.OCI.Linux.UIDMappings)
@@ -328,6 +328,21 @@ func orClosed(c chan received) chan received {
 		close(c)
 	}
 	return c
+}
+
+// setupCaps are the child's capabilities: CAP_SYS_ADMIN for the mounts,
+// CAP_SETPCAP to shrink the bounding set, and whatever the command is
+// granted, which it must hold to pass on.
+func setupCaps(s *spec.Spec) []uintptr {
+	caps := []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP}
+	if c := s.OCI.Process.Capabilities; c != nil {
+		for _, name := range c.Ambient {
+			if n, ok := spec.CapNumber(name); ok && n != unix.CAP_SYS_ADMIN && n != unix.CAP_SETPCAP {
+				caps = append(caps, uintptr(n))
+			}
+		}
+	}
+	return caps
 }
 
 type received struct {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // env is what every subcommand gets: the standard streams and a logger.
@@ -57,6 +59,9 @@ func Main(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		return 0
 	case "-v", "--version":
 		name = "version"
+	}
+	if err := refusePrivileged(); err != nil {
+		return explain(e, err)
 	}
 	c, ok := commands[name]
 	if !ok {
@@ -116,3 +121,40 @@ func (u *usageError) Error() string { return u.msg }
 func isHelp(err error) bool { return errors.Is(err, errHelp) }
 
 var errHelp = errors.New("help requested")
+
+// privilegedBinaryError: our own executable is setuid, setgid or carries
+// file capabilities.
+type privilegedBinaryError struct {
+	Path string
+	What string
+}
+
+func (e *privilegedBinaryError) Error() string { return e.Path + " is " + e.What }
+
+// refusePrivileged stops before anything else when our executable would
+// run with more privilege than its caller: sandbox is designed for an
+// unprivileged caller and trusts its inputs as the caller's own.
+func refusePrivileged() error {
+	if os.Geteuid() != os.Getuid() || os.Getegid() != os.Getgid() {
+		exe, _ := os.Executable()
+		return &privilegedBinaryError{Path: exe, What: "running with a different effective id (setuid or setgid)"}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return nil
+	}
+	switch {
+	case fi.Mode()&os.ModeSetuid != 0:
+		return &privilegedBinaryError{Path: exe, What: "setuid"}
+	case fi.Mode()&os.ModeSetgid != 0:
+		return &privilegedBinaryError{Path: exe, What: "setgid"}
+	}
+	if n, err := unix.Getxattr(exe, "security.capability", nil); err == nil && n > 0 {
+		return &privilegedBinaryError{Path: exe, What: "carrying file capabilities"}
+	}
+	return nil
+}

@@ -25,6 +25,8 @@ func explainSpec(err error) *message {
 		envf *profiles.EnvFileError
 		envr *envFileReadError
 		unm  *profiles.UnmappedUserError
+		scf  *seccompFileError
+		sx   *privilegedBinaryError
 	)
 	switch {
 	case errors.As(err, &inv):
@@ -58,6 +60,13 @@ func explainSpec(err error) *message {
 			fixes: []string{"write one NAME=VALUE (or NAME) per line; # starts a comment"}}
 	case errors.As(err, &envr):
 		return &message{summary: fmt.Sprintf("cannot read --env-file %s: %s", envr.Path, errText(envr.Err))}
+	case errors.As(err, &scf):
+		return &message{summary: fmt.Sprintf("cannot use seccomp profile %s: %s", scf.Path, errText(scf.Err)),
+			fixes: []string{"give an OCI seccomp profile (JSON, as podman and runc read it)", "--security-opt seccomp=unconfined turns filtering off (not recommended)"}}
+	case errors.As(err, &sx):
+		return &message{summary: fmt.Sprintf("refusing to run: %s is %s", sx.Path, sx.What),
+			causes: []string{"sandbox needs no privilege of its own; a setuid or capability-carrying copy would let anyone borrow yours"},
+			fixes:  []string{"sudo chmod u-s,g-s " + shellQuote(sx.Path), "sudo setcap -r " + shellQuote(sx.Path) + "   (if it has file capabilities)"}}
 	case errors.As(err, &unm):
 		what := "user"
 		if unm.Kind == "gid" {
@@ -145,6 +154,10 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 		return &message{summary: fmt.Sprintf("cannot use working directory %s: %s", ce.Path, errText(ce.Errno)),
 			causes: []string{"it does not exist or is not reachable inside the sandbox"},
 			fixes:  []string{"sandbox run -w DIR ... with a directory inside the sandbox", "bind it: -v " + ce.Path + ":" + ce.Path}}
+	case ce.Op == "confine init" && ce.Errno == syscall.ENOTSUP:
+		return &message{summary: "cannot grant CAP_SYS_PTRACE: this sandbox binary was built with cgo",
+			causes: []string{"a command that may ptrace has to find the sandbox's init confined on every thread, which needs a cgo-free build"},
+			fixes:  []string{"rebuild: CGO_ENABLED=0 go build ./cmd/sandbox (or make build)", "drop --cap-add SYS_PTRACE"}}
 	case ce.Op == "bind source":
 		return &message{summary: fmt.Sprintf("cannot bind %s: %s", ce.Path, errText(ce.Errno)),
 			causes: []string{"it disappeared or changed between the check and the mount"}}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -15,6 +16,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/profiles"
+	"sandbox/seccomp"
 	"sandbox/spec"
 	"sandbox/userns"
 )
@@ -35,6 +37,9 @@ type runFlags struct {
 	gidmap      []string
 	profile     string
 	debug       bool
+	capAdd      []string
+	capDrop     []string
+	securityOpt []string
 }
 
 const runUsage = `Usage: sandbox run [OPTIONS] [--] COMMAND [ARG...]
@@ -70,6 +75,9 @@ func cmdRun(e *env, args []string) (int, error) {
 	fs.StringArrayVar(&f.gidmap, "gidmap", nil, "explicit gid map `INSIDE:HOST:COUNT`")
 	fs.StringVar(&f.profile, "profile", "default", "profile `NAME`")
 	fs.BoolVar(&f.debug, "debug", false, "log each stage and the decisions behind it")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "grant the command `CAP` (e.g. NET_RAW, or ALL)")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "remove `CAP` from the bounding set (or ALL)")
+	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "`OPT`: seccomp=FILE|unconfined, mask=PATH[:PATH], unmask=PATH[:PATH]|ALL")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0, errHelp
@@ -143,6 +151,11 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 		UID:         uid,
 		GID:         gid,
 		Debug:       f.debug,
+		CapAdd:      f.capAdd,
+		CapDrop:     f.capDrop,
+	}
+	if err := parseSecurityOpts(e, f.securityOpt, &in); err != nil {
+		return nil, nil, err
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -297,3 +310,50 @@ func userName(uid uint32) string {
 	}
 	return os.Getenv("USER")
 }
+
+// parseSecurityOpts reads --security-opt values into in.
+func parseSecurityOpts(e *env, opts []string, in *profiles.Inputs) error {
+	for _, o := range opts {
+		key, val, _ := strings.Cut(o, "=")
+		switch key {
+		case "seccomp":
+			switch val {
+			case "":
+				return &usageError{msg: "--security-opt seccomp needs a value", fix: "--security-opt seccomp=FILE or seccomp=unconfined"}
+			case "unconfined":
+				in.Unconfined = true
+				fmt.Fprintln(e.stderr, "sandbox: warning: seccomp=unconfined: the command may make every system call, including those behind past kernel escapes")
+			default:
+				b, err := os.ReadFile(val)
+				if err != nil {
+					return &seccompFileError{Path: val, Err: err}
+				}
+				prof, err := seccomp.Parse(b)
+				if err != nil {
+					return &seccompFileError{Path: val, Err: err}
+				}
+				in.Seccomp = prof
+			}
+		case "mask":
+			in.Mask = append(in.Mask, strings.Split(val, ":")...)
+		case "unmask":
+			in.Unmask = append(in.Unmask, strings.Split(val, ":")...)
+		case "no-new-privileges":
+			if val != "" && val != "true" {
+				return &usageError{msg: "no_new_privs is always on in a sandbox", fix: "drop --security-opt " + o}
+			}
+		default:
+			return &usageError{msg: fmt.Sprintf("unknown --security-opt %q", o), fix: "--security-opt seccomp=FILE|unconfined, mask=PATH, unmask=PATH|ALL"}
+		}
+	}
+	return nil
+}
+
+// seccompFileError is a --security-opt seccomp=FILE that cannot be used.
+type seccompFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *seccompFileError) Error() string { return "seccomp profile " + e.Path + ": " + e.Err.Error() }
+func (e *seccompFileError) Unwrap() error { return e.Err }

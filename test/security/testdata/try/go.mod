@@ -1,0 +1,3 @@
+module try
+
+go 1.26
