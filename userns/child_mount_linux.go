@@ -337,15 +337,21 @@ func maskPaths(rootfd int, paths []string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 {
 		return step("mask with", "/dev/null", fmt.Errorf("not the null device"))
 	}
+	return forEachExisting(rootfd, paths, "mask", func(target int, p string) error { return maskOne(null, target, p) })
+}
+
+// forEachExisting runs fn on an O_PATH fd of each path that exists inside
+// the root; paths absent on this kernel are skipped.
+func forEachExisting(rootfd int, paths []string, op string, fn func(target int, p string) error) error {
 	for _, p := range paths {
 		target, err := openExisting(rootfd, p)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		if err != nil {
-			return step("mask", p, err)
+			return step(op, p, err)
 		}
-		err = maskOne(null, target, p)
+		err = fn(target, p)
 		unix.Close(target)
 		if err != nil {
 			return err
@@ -379,21 +385,7 @@ func maskOne(null, target int, p string) error {
 
 // readOnlyPaths stacks a read-only clone of each path on itself.
 func readOnlyPaths(rootfd int, paths []string) error {
-	for _, p := range paths {
-		target, err := openExisting(rootfd, p)
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err != nil {
-			return step("read-only", p, err)
-		}
-		err = readOnlyOne(target, p)
-		unix.Close(target)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return forEachExisting(rootfd, paths, "read-only", readOnlyOne)
 }
 
 func readOnlyOne(target int, p string) error {

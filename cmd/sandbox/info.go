@@ -12,6 +12,8 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/preflight"
+	"sandbox/seccomp"
+	"sandbox/spec"
 )
 
 const infoUsage = `Usage: sandbox info [OPTIONS]
@@ -39,6 +41,7 @@ type infoReport struct {
 	Network    infoNetwork    `json:"network"`
 	Limits     infoLimits     `json:"limits"`
 	RuntimeDir infoRuntimeDir `json:"runtime_dir"`
+	Security   infoSecurity   `json:"security"`
 }
 
 type infoIDMapping struct {
@@ -75,6 +78,14 @@ type infoNetwork struct {
 type infoLimits struct {
 	Mode   string `json:"mode"` // "systemd user manager" or "unavailable"
 	Reason string `json:"reason"`
+}
+
+// infoSecurity is the lock-down every default run gets.
+type infoSecurity struct {
+	Seccomp      string   `json:"seccomp"`      // "default allowlist"
+	Instructions int      `json:"instructions"` // size of the compiled default filter
+	NoNewPrivs   bool     `json:"no_new_privs"`
+	Bounding     []string `json:"bounding_capabilities"`
 }
 
 type infoRuntimeDir struct {
@@ -131,6 +142,13 @@ func buildInfo(f *preflight.Facts, d idmap.Decision) infoReport {
 		r.Limits = infoLimits{Mode: preflight.LimitsVia}
 	} else {
 		r.Limits = infoLimits{Mode: unavailable, Reason: why}
+	}
+
+	r.Security = infoSecurity{Seccomp: "default allowlist", NoNewPrivs: true, Bounding: spec.DefaultCaps}
+	if prog, err := seccomp.Compile(seccomp.Default(seccomp.Options{})); err == nil {
+		r.Security.Instructions = len(prog)
+	} else {
+		r.Security.Seccomp = "unavailable: " + err.Error()
 	}
 
 	r.RuntimeDir.Path = f.RuntimeDir.Path
@@ -195,6 +213,9 @@ func writeInfoText(w io.Writer, r infoReport) error {
 	} else {
 		row("limits", r.Limits.Mode)
 	}
+
+	row("security", fmt.Sprintf("seccomp %s (%d BPF instructions), no_new_privs, bounding set %s",
+		r.Security.Seccomp, r.Security.Instructions, strings.Join(r.Security.Bounding, " ")))
 
 	switch {
 	case r.RuntimeDir.OK:

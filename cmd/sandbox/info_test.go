@@ -54,6 +54,7 @@ root (host tools)  host binds
 root (images)      kernel overlay
 network            none (loopback only); available: pasta, slirp4netns
 limits             systemd user manager
+security           seccomp default allowlist (96 BPF instructions), no_new_privs, bounding set CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL CAP_NET_BIND_SERVICE CAP_SETFCAP CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_CHROOT
 runtime dir        /run/user/1000
 `,
 		},
@@ -76,6 +77,7 @@ root (host tools)  host binds
 root (images)      fuse-overlayfs: kernel overlay failed: overlay: operation not permitted
 network            none (loopback only); neither pasta nor slirp4netns is installed
 limits             unavailable: cgroup layout is hybrid, limits need cgroup v2
+security           seccomp default allowlist (96 BPF instructions), no_new_privs, bounding set CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL CAP_NET_BIND_SERVICE CAP_SETFCAP CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_CHROOT
 runtime dir        unavailable: XDG_RUNTIME_DIR is not set
 `,
 		},
@@ -111,6 +113,7 @@ func TestInfoJSON(t *testing.T) {
 		"network":     {"available", "mode"},
 		"limits":      {"mode", "reason"},
 		"runtime_dir": {"ok", "path", "reason"},
+		"security":    {"bounding_capabilities", "instructions", "no_new_privs", "seccomp"},
 	}
 	if len(got) != len(wantKeys) {
 		t.Errorf("top-level keys = %v", got)
