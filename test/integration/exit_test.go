@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // Guards the exit code contract: the command's own status, 127 not found,
 // 126 not executable, 128+n killed by signal n, 125 sandbox failure.
 func TestExitCodes(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	cases := []struct {
 		name  string
 		args  []string
@@ -33,9 +35,9 @@ func TestExitCodes(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(wd, "not-executable"), []byte("#!/bin/sh\necho RAN\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r := runSandbox(t, runOpts{dir: wd}, c.args...)
-			wantExit(t, r, c.code)
-			low := strings.ToLower(r.stderr)
+			r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, c.args...)
+			e2e.WantExit(t, r, c.code)
+			low := strings.ToLower(r.Stderr)
 			for _, group := range c.words {
 				found := false
 				for _, w := range strings.Split(group, "|") {
@@ -45,11 +47,11 @@ func TestExitCodes(t *testing.T) {
 					t.Errorf("want stderr to mention %q\n%s", group, r)
 				}
 			}
-			if c.code == 0 && (r.stdout != "" || r.stderr != "") {
+			if c.code == 0 && (r.Stdout != "" || r.Stderr != "") {
 				t.Errorf("a successful run of true should print nothing\n%s", r)
 			}
 			if c.code == 126 || c.code == 127 {
-				if !strings.HasPrefix(r.stderr, "sandbox: ") {
+				if !strings.HasPrefix(r.Stderr, "sandbox: ") {
 					t.Errorf("want the message to start with %q\n%s", "sandbox: ", r)
 				}
 			}
@@ -61,7 +63,7 @@ func TestExitCodes(t *testing.T) {
 // exit 125, "sandbox: " first, the key facts named, and the command never
 // started.
 func TestErrorMessages(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	src := t.TempDir()
 	cases := []struct {
 		name  string
@@ -78,9 +80,9 @@ func TestErrorMessages(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := append(append([]string{"run"}, c.flags...), "--", "sh", "-c", "echo RAN")
-			r := runSandbox(t, runOpts{}, args...)
-			wantSandboxError(t, r, c.words...)
-			if strings.Contains(r.stdout, "RAN") {
+			r := e2e.RunSandbox(t, e2e.RunOpts{}, args...)
+			e2e.WantSandboxError(t, r, c.words...)
+			if strings.Contains(r.Stdout, "RAN") {
 				t.Errorf("the command ran\n%s", r)
 			}
 		})
@@ -91,16 +93,16 @@ func TestErrorMessages(t *testing.T) {
 // refusal is provoked for real by lowering user.max_user_namespaces to 0
 // inside an outer user namespace (where it is writable).
 func TestUserNamespacesRefused(t *testing.T) {
-	requireUnprivileged(t)
-	unshare := requireTool(t, "unshare")
-	inner := fmt.Sprintf("echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec %s run -- sh -c 'echo RAN'", shQuote(sandboxBin))
-	r := runBounded(t, runOpts{}, unshare, "-Ur", "sh", "-c", inner)
-	if r.code == 99 {
+	e2e.RequireUnprivileged(t)
+	unshare := e2e.RequireTool(t, "unshare")
+	inner := fmt.Sprintf("echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec %s run -- sh -c 'echo RAN'", e2e.ShQuote(e2e.Bin))
+	r := e2e.RunBounded(t, e2e.RunOpts{}, unshare, "-Ur", "sh", "-c", inner)
+	if r.Code == 99 {
 		t.Fatalf("could not lower max_user_namespaces inside an outer user namespace\n%s", r)
 	}
-	wantSandboxError(t, r, "user namespaces", "max_user_namespaces")
+	e2e.WantSandboxError(t, r, "user namespaces", "max_user_namespaces")
 	wantFixLine(t, r)
-	if strings.Contains(r.stdout, "RAN") {
+	if strings.Contains(r.Stdout, "RAN") {
 		t.Errorf("the command ran\n%s", r)
 	}
 }
@@ -111,14 +113,14 @@ func TestUserNamespacesRefused(t *testing.T) {
 // "no range in /etc/subuid" case cannot be provoked as the CI user without
 // root: the helper check comes first; unit tests cover its wording.)
 func TestKeepIDInNestedUserNamespaceFails(t *testing.T) {
-	requireUnprivileged(t)
-	unshare := requireTool(t, "unshare")
-	requireTool(t, "newuidmap")
-	inner := fmt.Sprintf("exec %s run --userns=keep-id -- sh -c 'echo RAN'", shQuote(sandboxBin))
-	r := runBounded(t, runOpts{}, unshare, "-Ur", "sh", "-c", inner)
-	wantSandboxError(t, r, "cannot map user IDs")
+	e2e.RequireUnprivileged(t)
+	unshare := e2e.RequireTool(t, "unshare")
+	e2e.RequireTool(t, "newuidmap")
+	inner := fmt.Sprintf("exec %s run --userns=keep-id -- sh -c 'echo RAN'", e2e.ShQuote(e2e.Bin))
+	r := e2e.RunBounded(t, e2e.RunOpts{}, unshare, "-Ur", "sh", "-c", inner)
+	e2e.WantSandboxError(t, r, "cannot map user IDs")
 	wantFixLine(t, r)
-	if strings.Contains(r.stdout, "RAN") {
+	if strings.Contains(r.Stdout, "RAN") {
 		t.Errorf("the command ran\n%s", r)
 	}
 }

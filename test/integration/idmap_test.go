@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // mapLine is one line of /proc/PID/uid_map or gid_map.
@@ -18,7 +20,7 @@ func (m mapLine) String() string { return fmt.Sprintf("%d %d %d", m.inside, m.ou
 func parseIDMap(t *testing.T, s string) []mapLine {
 	t.Helper()
 	var out []mapLine
-	for _, l := range lines(s) {
+	for _, l := range e2e.Lines(s) {
 		f := strings.Fields(l)
 		if len(f) != 3 {
 			t.Fatalf("bad id map line %q", l)
@@ -65,28 +67,28 @@ func checkFullMap(t *testing.T, what string, got []mapLine, id uint32, r idRange
 const showMaps = `/bin/cat /proc/self/uid_map; echo --; /bin/cat /proc/self/gid_map; echo --; /usr/bin/id -u; /usr/bin/id -g`
 
 // runMaps runs showMaps and returns the uid map, the gid map and the ids.
-func runMaps(t *testing.T, o runOpts, flags ...string) (uids, gids []mapLine, ids []string) {
+func runMaps(t *testing.T, o e2e.RunOpts, flags ...string) (uids, gids []mapLine, ids []string) {
 	t.Helper()
 	args := append(append([]string{"run"}, flags...), "--", "/bin/sh", "-c", showMaps)
-	r := runSandbox(t, o, args...)
-	wantExit(t, r, 0)
-	parts := strings.Split(r.stdout, "--\n")
+	r := e2e.RunSandbox(t, o, args...)
+	e2e.WantExit(t, r, 0)
+	parts := strings.Split(r.Stdout, "--\n")
 	if len(parts) != 3 {
 		t.Fatalf("unexpected output\n%s", r)
 	}
-	return parseIDMap(t, parts[0]), parseIDMap(t, parts[1]), lines(parts[2])
+	return parseIDMap(t, parts[0]), parseIDMap(t, parts[1]), e2e.Lines(parts[2])
 }
 
 // Guards the default id mapping when newuidmap/newgidmap and subordinate
 // ranges exist: the full keep-id map, the caller's own ids inside; and
 // --userns=keep-id, which asks for exactly that.
 func TestIDMapFullWithHelpers(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	subu, subg := requireSubIDs(t)
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	for _, flags := range [][]string{nil, {"--userns=keep-id"}} {
 		t.Run(strings.Join(append([]string{"default"}, flags...), " "), func(t *testing.T) {
-			uids, gids, ids := runMaps(t, runOpts{}, flags...)
+			uids, gids, ids := runMaps(t, e2e.RunOpts{}, flags...)
 			checkFullMap(t, "uid_map", uids, uid, subu)
 			checkFullMap(t, "gid_map", gids, gid, subg)
 			if want := []string{fmt.Sprint(uid), fmt.Sprint(gid)}; !slices.Equal(ids, want) {
@@ -100,9 +102,9 @@ func TestIDMapFullWithHelpers(t *testing.T) {
 // mapped, the run still works; and --userns=single forces that map even
 // when the helpers are there.
 func TestIDMapSingle(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	check := func(t *testing.T, o runOpts, flags ...string) {
+	check := func(t *testing.T, o e2e.RunOpts, flags ...string) {
 		t.Helper()
 		uids, gids, ids := runMaps(t, o, flags...)
 		if want := []mapLine{{uid, uid, 1}}; !slices.Equal(uids, want) {
@@ -116,22 +118,22 @@ func TestIDMapSingle(t *testing.T) {
 		}
 	}
 	t.Run("helpers hidden", func(t *testing.T) {
-		check(t, runOpts{env: noHelpersEnv(t)})
+		check(t, e2e.RunOpts{Env: noHelpersEnv(t)})
 	})
 	t.Run("--userns=single", func(t *testing.T) {
 		requireSubIDs(t) // otherwise this is the case above
-		check(t, runOpts{}, "--userns=single")
+		check(t, e2e.RunOpts{}, "--userns=single")
 	})
 }
 
 // Guards --userns=keep-id failing loudly instead of degrading when the
 // helpers are missing.
 func TestKeepIDWithoutHelpersFails(t *testing.T) {
-	requireUnprivileged(t)
-	r := runSandbox(t, runOpts{env: noHelpersEnv(t)}, "run", "--userns=keep-id", "--", "/bin/sh", "-c", "echo RAN")
-	wantSandboxError(t, r, "cannot map user IDs")
+	e2e.RequireUnprivileged(t)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Env: noHelpersEnv(t)}, "run", "--userns=keep-id", "--", "/bin/sh", "-c", "echo RAN")
+	e2e.WantSandboxError(t, r, "cannot map user IDs")
 	wantFixLine(t, r)
-	if strings.Contains(r.stdout, "RAN") {
+	if strings.Contains(r.Stdout, "RAN") {
 		t.Errorf("the command ran although the map it needs could not be made")
 	}
 }
@@ -140,14 +142,14 @@ func TestKeepIDWithoutHelpersFails(t *testing.T) {
 // subordinate range) is applied as given, and host ids that are not the
 // caller's are refused.
 func TestExplicitIDMap(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	t.Run("own id and part of the range", func(t *testing.T) {
 		subu, subg := requireSubIDs(t)
 		// Inside ids 0..n-1 on the start of the range, the caller's id on
 		// itself; n keeps the two apart.
 		n := min(subu.count, subg.count, 1000, uid, gid)
-		uids, gids, ids := runMaps(t, runOpts{},
+		uids, gids, ids := runMaps(t, e2e.RunOpts{},
 			"--uidmap", fmt.Sprintf("%d:%d:1", uid, uid), "--uidmap", fmt.Sprintf("0:%d:%d", subu.start, n),
 			"--gidmap", fmt.Sprintf("%d:%d:1", gid, gid), "--gidmap", fmt.Sprintf("0:%d:%d", subg.start, n))
 		sortMap := func(m []mapLine) []mapLine {
@@ -168,9 +170,9 @@ func TestExplicitIDMap(t *testing.T) {
 		if r, err := subRange("/etc/subuid", userName(), os.Getuid()); err == nil && r.start <= 1 {
 			t.Skipf("host uid 1 is in the caller's subordinate range %d:%d", r.start, r.count)
 		}
-		r := runSandbox(t, runOpts{}, "run", "--uidmap", "0:1:1", "--", "/bin/sh", "-c", "echo RAN")
-		wantSandboxError(t, r)
-		if strings.Contains(r.stdout, "RAN") {
+		r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--uidmap", "0:1:1", "--", "/bin/sh", "-c", "echo RAN")
+		e2e.WantSandboxError(t, r)
+		if strings.Contains(r.Stdout, "RAN") {
 			t.Errorf("the command ran with a foreign host uid mapped")
 		}
 	})

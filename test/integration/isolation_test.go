@@ -9,20 +9,22 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // Guards the PID namespace and the fresh /proc: the command sees only the
 // sandbox's own processes, never the host's.
 func TestPIDNamespaceShowsOnlySandbox(t *testing.T) {
-	requireUnprivileged(t)
-	requireTool(t, "ps")
+	e2e.RequireUnprivileged(t)
+	e2e.RequireTool(t, "ps")
 	if n := len(listProcs()); n < 5 {
 		t.Fatalf("host shows only %d processes; the check below could not tell", n)
 	}
-	r := runSandbox(t, runOpts{}, "run", "--", "ps", "-e", "-o", "pid=,comm=")
-	wantExit(t, r, 0)
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "ps", "-e", "-o", "pid=,comm=")
+	e2e.WantExit(t, r, 0)
 	pids := map[int]string{}
-	for _, l := range lines(r.stdout) {
+	for _, l := range e2e.Lines(r.Stdout) {
 		f := strings.Fields(l)
 		pid, err := strconv.Atoi(f[0])
 		if err != nil || len(f) < 2 {
@@ -57,19 +59,19 @@ func TestPIDNamespaceShowsOnlySandbox(t *testing.T) {
 // Guards the UTS namespace: inside is "sandbox" or --hostname, the host's
 // name never changes.
 func TestHostnameIsPrivate(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	before, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runSandbox(t, runOpts{}, "run", "--", "cat", "/proc/sys/kernel/hostname")
-	wantExit(t, r, 0)
-	if got := strings.TrimSpace(r.stdout); got != "sandbox" {
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "cat", "/proc/sys/kernel/hostname")
+	e2e.WantExit(t, r, 0)
+	if got := strings.TrimSpace(r.Stdout); got != "sandbox" {
 		t.Errorf("default hostname inside = %q, want %q", got, "sandbox")
 	}
-	r = runSandbox(t, runOpts{}, "run", "--hostname", "itest-foo", "--", "cat", "/proc/sys/kernel/hostname")
-	wantExit(t, r, 0)
-	if got := strings.TrimSpace(r.stdout); got != "itest-foo" {
+	r = e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--hostname", "itest-foo", "--", "cat", "/proc/sys/kernel/hostname")
+	e2e.WantExit(t, r, 0)
+	if got := strings.TrimSpace(r.Stdout); got != "itest-foo" {
 		t.Errorf("--hostname itest-foo: hostname inside = %q", got)
 	}
 	if after, _ := os.Hostname(); after != before {
@@ -81,16 +83,16 @@ func TestHostnameIsPrivate(t *testing.T) {
 // host's /usr or /etc from inside, and the reason is the read-only mount,
 // not only file permissions.
 func TestSystemDirsReadOnly(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	for _, dir := range []string{"/usr", "/usr/bin", "/etc"} {
 		t.Run(strings.TrimPrefix(dir, "/"), func(t *testing.T) {
 			target := filepath.Join(dir, fmt.Sprintf("itest-ro-%d", os.Getpid()))
-			r := runSandbox(t, runOpts{}, "run", "--", "touch", target)
-			if r.code == 0 {
+			r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "touch", target)
+			if r.Code == 0 {
 				os.Remove(target)
 				t.Fatalf("touch %s succeeded inside the sandbox\n%s", target, r)
 			}
-			if !strings.Contains(r.stderr, "Read-only file system") {
+			if !strings.Contains(r.Stderr, "Read-only file system") {
 				t.Errorf("want touch to fail with EROFS (read-only bind), got:\n%s", r)
 			}
 			if _, err := os.Lstat(target); err == nil {
@@ -103,7 +105,7 @@ func TestSystemDirsReadOnly(t *testing.T) {
 // Guards the hidden $HOME: a private key in the caller's home is neither
 // visible nor readable from a workdir below that home.
 func TestHomeIsHidden(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	home := t.TempDir()
 	secret := fmt.Sprintf("itest-secret-key-%d", os.Getpid())
 	if err := os.Mkdir(filepath.Join(home, ".ssh"), 0o700); err != nil {
@@ -119,16 +121,16 @@ func TestHomeIsHidden(t *testing.T) {
 	if err := os.Mkdir(wd, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := runSandbox(t, runOpts{dir: wd, env: envWith("HOME=" + home)}, "run", "--", "sh", "-c",
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd, Env: e2e.EnvWith("HOME=" + home)}, "run", "--", "sh", "-c",
 		`echo "HOME=$HOME"; echo "PWD=$(pwd)"; ls -A "$HOME"; cat "$HOME/.ssh/id_rsa" "$HOME/.bashrc"; test -e "$HOME/.ssh" && echo SSH-VISIBLE; exit 0`)
-	wantExit(t, r, 0)
-	if strings.Contains(r.stdout, secret) {
+	e2e.WantExit(t, r, 0)
+	if strings.Contains(r.Stdout, secret) {
 		t.Errorf("the secret in $HOME is readable inside")
 	}
-	if strings.Contains(r.stdout, "SSH-VISIBLE") {
+	if strings.Contains(r.Stdout, "SSH-VISIBLE") {
 		t.Errorf("$HOME/.ssh exists inside")
 	}
-	ls := lines(r.stdout)
+	ls := e2e.Lines(r.Stdout)
 	if !slices.Contains(ls, "HOME="+home) {
 		t.Errorf("want HOME=%s inside", home)
 	}
@@ -148,12 +150,12 @@ func TestHomeIsHidden(t *testing.T) {
 // Guards the read-write workdir and the keep-id mapping seen from the
 // host: a file written inside appears on the host, owned by the caller.
 func TestWorkdirWritableOwnedByCaller(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
-	r := runSandbox(t, runOpts{dir: wd}, "run", "--", "sh", "-c", `echo hello > out.txt && id -u && id -g && pwd`)
-	wantExit(t, r, 0)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "sh", "-c", `echo hello > out.txt && id -u && id -g && pwd`)
+	e2e.WantExit(t, r, 0)
 	want := []string{strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid()), wd}
-	if got := lines(r.stdout); !slices.Equal(got, want) {
+	if got := e2e.Lines(r.Stdout); !slices.Equal(got, want) {
 		t.Errorf("inside: id -u, id -g, pwd = %q, want %q", got, want)
 	}
 	st, err := os.Stat(filepath.Join(wd, "out.txt"))
@@ -172,7 +174,7 @@ func TestWorkdirWritableOwnedByCaller(t *testing.T) {
 // Guards the private /tmp: host files in /tmp are not visible, files
 // written to /tmp inside never reach the host.
 func TestTmpIsPrivate(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	hostMarker, err := os.CreateTemp("", "itest-host-marker-")
 	if err != nil {
 		t.Fatal(err)
@@ -183,13 +185,13 @@ func TestTmpIsPrivate(t *testing.T) {
 		t.Logf("TMPDIR is %s, not /tmp: the host marker checks that directory", filepath.Dir(hostMarker.Name()))
 	}
 	inside := fmt.Sprintf("itest-inside-%d", os.Getpid())
-	r := runSandbox(t, runOpts{}, "run", "--", "sh", "-c",
-		fmt.Sprintf(`test -e %s && echo HOST-MARKER-VISIBLE; touch /tmp/%s && echo TMP-WRITABLE`, shQuote(hostMarker.Name()), inside))
-	wantExit(t, r, 0)
-	if strings.Contains(r.stdout, "HOST-MARKER-VISIBLE") {
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "sh", "-c",
+		fmt.Sprintf(`test -e %s && echo HOST-MARKER-VISIBLE; touch /tmp/%s && echo TMP-WRITABLE`, e2e.ShQuote(hostMarker.Name()), inside))
+	e2e.WantExit(t, r, 0)
+	if strings.Contains(r.Stdout, "HOST-MARKER-VISIBLE") {
 		t.Errorf("host file %s is visible inside", hostMarker.Name())
 	}
-	if !strings.Contains(r.stdout, "TMP-WRITABLE") {
+	if !strings.Contains(r.Stdout, "TMP-WRITABLE") {
 		t.Errorf("/tmp is not writable inside")
 	}
 	if _, err := os.Lstat(filepath.Join("/tmp", inside)); err == nil {
@@ -204,15 +206,15 @@ func TestTmpIsPrivate(t *testing.T) {
 // Guards the minimal /dev: the listed devices work, host devices (disks,
 // kmsg, mem) are absent.
 func TestDevIsMinimal(t *testing.T) {
-	requireUnprivileged(t)
-	r := runSandbox(t, runOpts{}, "run", "--", "sh", "-c",
+	e2e.RequireUnprivileged(t)
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "sh", "-c",
 		`ls -A /dev; echo --; echo x > /dev/null && head -c 4 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c`)
-	wantExit(t, r, 0)
-	parts := strings.SplitN(r.stdout, "--\n", 2)
+	e2e.WantExit(t, r, 0)
+	parts := strings.SplitN(r.Stdout, "--\n", 2)
 	if len(parts) != 2 {
 		t.Fatalf("unexpected output\n%s", r)
 	}
-	got := lines(parts[0])
+	got := e2e.Lines(parts[0])
 	required := []string{"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"}
 	for _, d := range required {
 		if !slices.Contains(got, d) {
@@ -225,7 +227,7 @@ func TestDevIsMinimal(t *testing.T) {
 			t.Errorf("/dev/%s present inside; want only %v", d, allowed)
 		}
 	}
-	if io := lines(parts[1]); !slices.Equal(io, []string{"4", "3"}) {
+	if io := e2e.Lines(parts[1]); !slices.Equal(io, []string{"4", "3"}) {
 		t.Errorf("reading /dev/urandom and /dev/zero inside gave %q", io)
 	}
 	if t.Failed() {
@@ -235,10 +237,10 @@ func TestDevIsMinimal(t *testing.T) {
 
 // Guards the network namespace: only loopback inside.
 func TestNetworkLoopbackOnly(t *testing.T) {
-	requireUnprivileged(t)
-	r := runSandbox(t, runOpts{}, "run", "--", "cat", "/proc/net/dev")
-	wantExit(t, r, 0)
-	ifaces := netDevNames(r.stdout)
+	e2e.RequireUnprivileged(t)
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "cat", "/proc/net/dev")
+	e2e.WantExit(t, r, 0)
+	ifaces := netDevNames(r.Stdout)
 	if !slices.Equal(ifaces, []string{"lo"}) {
 		t.Errorf("interfaces inside = %q, want only lo\n%s", ifaces, r)
 	}
@@ -249,7 +251,7 @@ func TestNetworkLoopbackOnly(t *testing.T) {
 
 func netDevNames(s string) []string {
 	var out []string
-	for _, l := range lines(s) {
+	for _, l := range e2e.Lines(s) {
 		if name, _, ok := strings.Cut(l, ":"); ok && !strings.Contains(name, "|") {
 			out = append(out, strings.TrimSpace(name))
 		}
@@ -260,18 +262,18 @@ func netDevNames(s string) []string {
 // Guards the clean environment: host secrets stay out, the listed
 // variables pass, -e and --env-file add.
 func TestEnvIsClean(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	envFile := filepath.Join(wd, "vars.env")
 	if err := os.WriteFile(envFile, []byte("FROMFILE=one\nFROMFILE2=two words\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hostEnv := envWith("MY_TOKEN=itest-secret-token", "PASSME=from-host", "TERM=xterm-itest",
+	hostEnv := e2e.EnvWith("MY_TOKEN=itest-secret-token", "PASSME=from-host", "TERM=xterm-itest",
 		"LANG=C.UTF-8", "LC_TIME=C", "TZ=UTC", "SSH_AUTH_SOCK=/tmp/itest-agent.sock", "DBUS_SESSION_BUS_ADDRESS=unix:path=/x")
-	r := runSandbox(t, runOpts{dir: wd, env: hostEnv}, "run", "-e", "FOO=bar", "--env", "PASSME", "--env-file", envFile, "--", "/usr/bin/env")
-	wantExit(t, r, 0)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd, Env: hostEnv}, "run", "-e", "FOO=bar", "--env", "PASSME", "--env-file", envFile, "--", "/usr/bin/env")
+	e2e.WantExit(t, r, 0)
 	got := map[string]string{}
-	for _, l := range strings.Split(strings.TrimRight(r.stdout, "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n") {
 		k, v, _ := strings.Cut(l, "=")
 		got[k] = v
 	}
@@ -295,7 +297,7 @@ func TestEnvIsClean(t *testing.T) {
 			t.Errorf("%s=%q leaked into the sandbox", k, got[k])
 		}
 	}
-	if strings.Contains(r.stdout, "itest-secret-token") {
+	if strings.Contains(r.Stdout, "itest-secret-token") {
 		t.Errorf("the host secret MY_TOKEN is visible inside")
 	}
 	if t.Failed() {
@@ -306,19 +308,19 @@ func TestEnvIsClean(t *testing.T) {
 // Guards -v (read-write and :ro), --tmpfs and -w: what a user binds is
 // there, writes reach the host only where allowed.
 func TestVolumesTmpfsWorkdir(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	data, ro := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(data, "in.txt"), []byte("from-host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := runSandbox(t, runOpts{}, "run",
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run",
 		"-v", data+":/data", "--volume", ro+":/ro:ro", "--tmpfs", "/scratch", "-w", "/data", "--",
 		"sh", "-c", `cat in.txt; pwd; echo new > /data/new.txt; echo s > /scratch/s && cat /scratch/s; grep " /scratch " /proc/self/mountinfo; touch /ro/x || echo RO-REFUSED`)
-	if !strings.Contains(r.stderr, "Read-only file system") {
+	if !strings.Contains(r.Stderr, "Read-only file system") {
 		t.Errorf("touch on a :ro volume should fail with EROFS")
 	}
-	wantExit(t, r, 0)
-	out := lines(r.stdout)
+	e2e.WantExit(t, r, 0)
+	out := e2e.Lines(r.Stdout)
 	if len(out) < 5 {
 		t.Fatalf("unexpected output\n%s", r)
 	}
@@ -351,15 +353,15 @@ func TestVolumesTmpfsWorkdir(t *testing.T) {
 // Guards -i: the command reads the caller's stdin only when asked to;
 // otherwise its stdin is /dev/null.
 func TestStdinOnlyWithInteractive(t *testing.T) {
-	requireUnprivileged(t)
-	r := runSandbox(t, runOpts{stdin: strings.NewReader("typed-line\n")}, "run", "-i", "--", "cat")
-	wantExit(t, r, 0)
-	if r.stdout != "typed-line\n" {
-		t.Errorf("-i: cat read %q, want the caller's input\n%s", r.stdout, r)
+	e2e.RequireUnprivileged(t)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Stdin: strings.NewReader("typed-line\n")}, "run", "-i", "--", "cat")
+	e2e.WantExit(t, r, 0)
+	if r.Stdout != "typed-line\n" {
+		t.Errorf("-i: cat read %q, want the caller's input\n%s", r.Stdout, r)
 	}
-	r = runSandbox(t, runOpts{stdin: strings.NewReader("typed-line\n")}, "run", "--", "sh", "-c", `cat; readlink /proc/self/fd/0`)
-	wantExit(t, r, 0)
-	if got := lines(r.stdout); !slices.Equal(got, []string{"/dev/null"}) {
+	r = e2e.RunSandbox(t, e2e.RunOpts{Stdin: strings.NewReader("typed-line\n")}, "run", "--", "sh", "-c", `cat; readlink /proc/self/fd/0`)
+	e2e.WantExit(t, r, 0)
+	if got := e2e.Lines(r.Stdout); !slices.Equal(got, []string{"/dev/null"}) {
 		t.Errorf("without -i: want no input and stdin /dev/null, got %q\n%s", got, r)
 	}
 }
@@ -367,7 +369,7 @@ func TestStdinOnlyWithInteractive(t *testing.T) {
 // Guards fd hygiene: a host fd inherited by the CLI (fd 3, not
 // close-on-exec) must not reach the command; only 0-2 do.
 func TestOnlyStdioFdsReachCommand(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	leak, err := os.Create(filepath.Join(t.TempDir(), "itest-leaked-fd"))
 	if err != nil {
 		t.Fatal(err)
@@ -375,15 +377,15 @@ func TestOnlyStdioFdsReachCommand(t *testing.T) {
 	defer leak.Close()
 
 	// Control: a plain exec does pass fd 3 on, so the check can fail.
-	ctl := runBounded(t, runOpts{extra: []*os.File{leak}}, "/bin/ls", "-l", "/proc/self/fd")
-	if !strings.Contains(ctl.stdout, "itest-leaked-fd") {
+	ctl := e2e.RunBounded(t, e2e.RunOpts{Extra: []*os.File{leak}}, "/bin/ls", "-l", "/proc/self/fd")
+	if !strings.Contains(ctl.Stdout, "itest-leaked-fd") {
 		t.Fatalf("control: the extra fd did not reach a plain child\n%s", ctl)
 	}
 
-	r := runSandbox(t, runOpts{extra: []*os.File{leak}}, "run", "--", "ls", "-l", "/proc/self/fd")
-	wantExit(t, r, 0)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Extra: []*os.File{leak}}, "run", "--", "ls", "-l", "/proc/self/fd")
+	e2e.WantExit(t, r, 0)
 	fds := map[string]string{}
-	for _, l := range lines(r.stdout) {
+	for _, l := range e2e.Lines(r.Stdout) {
 		if !strings.Contains(l, " -> ") {
 			continue
 		}
@@ -408,7 +410,7 @@ func TestOnlyStdioFdsReachCommand(t *testing.T) {
 			t.Errorf("fd %s -> %s reached the command", fd, target)
 		}
 	}
-	if strings.Contains(r.stdout, "itest-leaked-fd") {
+	if strings.Contains(r.Stdout, "itest-leaked-fd") {
 		t.Errorf("the host file behind fd 3 is open inside")
 	}
 	if t.Failed() {

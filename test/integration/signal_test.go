@@ -10,19 +10,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sandbox/internal/e2e"
 )
 
 // Guards signal forwarding: signals sent to the CLI reach the command,
 // which handles them and decides the exit code.
 func TestSignalsAreForwarded(t *testing.T) {
-	requireUnprivileged(t)
-	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	e2e.RequireUnprivileged(t)
+	ctx, cancel := context.WithTimeout(context.Background(), e2e.DefaultTimeout)
 	defer cancel()
 	script := `trap "echo got TERM; exit 0" TERM; trap "echo got INT" INT; trap "echo got USR1" USR1; trap "echo got HUP" HUP
 echo ready
 i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 echo gave-up; exit 9`
-	cmd := exec.CommandContext(ctx, sandboxBin, "run", "--", "sh", "-c", script)
+	cmd := exec.CommandContext(ctx, e2e.Bin, "run", "--", "sh", "-c", script)
 	cmd.Dir = t.TempDir()
 	cmd.WaitDelay = 5 * time.Second
 	var stderr strings.Builder
@@ -64,16 +66,16 @@ echo gave-up; exit 9`
 // Guards PID 1 reaping: orphans reparented to sandbox's init are reaped,
 // no zombie is left in the sandbox.
 func TestZombiesAreReaped(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	// Each inner sh leaves a sleep behind and exits, so the sleeps are
 	// reparented to PID 1; they exit long before the stat files are read.
 	script := `i=0; while [ $i -lt 5 ]; do sh -c "sleep 0.1 &"; i=$((i+1)); done
 sleep 1
 for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; done; exit 0`
-	r := runSandbox(t, runOpts{}, "run", "--", "sh", "-c", script)
-	wantExit(t, r, 0)
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "sh", "-c", script)
+	e2e.WantExit(t, r, 0)
 	var n int
-	for _, l := range lines(r.stdout) {
+	for _, l := range e2e.Lines(r.Stdout) {
 		p, ok := parseStat(l)
 		if !ok {
 			t.Fatalf("bad stat line %q\n%s", l, r)
@@ -95,7 +97,7 @@ for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; done; exit 0`
 // process of the sandbox dies, and no temp dir, runtime dir entry or mount
 // is left on the host.
 func TestKillDashNineLeavesNothing(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	// The CLI gets a TMPDIR of its own, which must stay empty; the shared
 	// temp dir is compared too, for an implementation that ignores TMPDIR
@@ -111,12 +113,12 @@ func TestKillDashNineLeavesNothing(t *testing.T) {
 	}
 	mountsBefore := mountPoints(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), e2e.DefaultTimeout)
 	defer cancel()
 	// 31.337 is a marker no other sleep on the machine uses.
-	cmd := exec.CommandContext(ctx, sandboxBin, "run", "--", "sleep", "31.337")
+	cmd := exec.CommandContext(ctx, e2e.Bin, "run", "--", "sleep", "31.337")
 	cmd.Dir = wd
-	cmd.Env = envWith("TMPDIR=" + privateTmp)
+	cmd.Env = e2e.EnvWith("TMPDIR=" + privateTmp)
 	cmd.WaitDelay = 5 * time.Second
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -214,7 +216,7 @@ func mountPoints(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, l := range lines(string(b)) {
+	for _, l := range e2e.Lines(string(b)) {
 		if f := strings.Fields(l); len(f) > 4 {
 			out = append(out, f[4])
 		}

@@ -2,27 +2,27 @@ package integration
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // Guards -t through a real terminal: the command gets a terminal of its
 // own with the caller's size, and the caller's terminal mode (raw while
 // relaying) is restored afterwards.
 func TestTTYThroughRealPTY(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	cmd := fmt.Sprintf(`stty rows 33 cols 111; before=$(stty -g)
 %s run -t -- sh -c 'test -t 0 && echo TTY; stty size'
 echo "rc=$?"
 after=$(stty -g)
-if [ "$before" = "$after" ]; then echo MODE-RESTORED; else echo "MODE-CHANGED $before -> $after"; fi`, shQuote(sandboxBin))
-	r := ptyRun(t, wd, cmd, "")
-	out := lines(r.stdout)
+if [ "$before" = "$after" ]; then echo MODE-RESTORED; else echo "MODE-CHANGED $before -> $after"; fi`, e2e.ShQuote(e2e.Bin))
+	r := e2e.PtyRun(t, wd, cmd, "")
+	out := e2e.Lines(r.Stdout)
 	for _, want := range []string{"TTY", "33 111", "rc=0", "MODE-RESTORED"} {
 		if !slices.Contains(out, want) {
 			t.Errorf("want a line %q in the terminal output", want)
@@ -36,7 +36,7 @@ if [ "$before" = "$after" ]; then echo MODE-RESTORED; else echo "MODE-CHANGED $b
 // Guards window-size following under -t: a resize of the caller's
 // terminal reaches the command's terminal.
 func TestTTYFollowsWindowSize(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	// The command creates "started" in the shared workdir once it runs;
 	// only then does the outer side resize, and the command waits (up to
@@ -44,9 +44,9 @@ func TestTTYFollowsWindowSize(t *testing.T) {
 	cmd := fmt.Sprintf(`stty rows 33 cols 111
 (i=0; while [ ! -e started ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty rows 40 cols 100 </dev/tty) &
 %s run -t -- sh -c 'stty size; touch started; i=0; while [ "$(stty size 2>/dev/null)" != "40 100" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; stty size'
-echo "rc=$?"; wait`, shQuote(sandboxBin))
-	r := ptyRun(t, wd, cmd, "")
-	out := lines(r.stdout)
+echo "rc=$?"; wait`, e2e.ShQuote(e2e.Bin))
+	r := e2e.PtyRun(t, wd, cmd, "")
+	out := e2e.Lines(r.Stdout)
 	if len(out) < 3 || out[0] != "33 111" || out[1] != "40 100" || !slices.Contains(out, "rc=0") {
 		t.Errorf("want the size 33 111, then 40 100 after the resize, then rc=0\n%s", r)
 	}
@@ -54,11 +54,11 @@ echo "rc=$?"; wait`, shQuote(sandboxBin))
 
 // Guards input relay under -it: what the user types reaches the command.
 func TestTTYRelaysInput(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
-	cmd := fmt.Sprintf(`%s run -it -- sh -c 'read line; echo "got:$line"'; echo "rc=$?"`, shQuote(sandboxBin))
-	r := ptyRun(t, wd, cmd, "typed-by-user\n")
-	out := lines(r.stdout)
+	cmd := fmt.Sprintf(`%s run -it -- sh -c 'read line; echo "got:$line"'; echo "rc=$?"`, e2e.ShQuote(e2e.Bin))
+	r := e2e.PtyRun(t, wd, cmd, "typed-by-user\n")
+	out := e2e.Lines(r.Stdout)
 	if !slices.Contains(out, "got:typed-by-user") || !slices.Contains(out, "rc=0") {
 		t.Errorf("want the typed line echoed back by the command and rc=0\n%s", r)
 	}
@@ -67,29 +67,29 @@ func TestTTYRelaysInput(t *testing.T) {
 // Guards against terminal injection (CVE-2017-5226): without -t the
 // command must not push input into the caller's terminal with TIOCSTI.
 func TestNoTIOCSTIInjection(t *testing.T) {
-	requireUnprivileged(t)
-	requireX(t, tiocstiBin != "", "TIOCSTI helper: %v", tiocstiErr)
+	e2e.RequireUnprivileged(t)
+	e2e.RequireX(t, tiocsti.Bin != "", "TIOCSTI helper: %v", tiocsti.Err)
 	wd := t.TempDir()
 	helper := filepath.Join(wd, "tiocsti")
-	copyFile(t, tiocstiBin, helper, 0o755)
+	e2e.CopyFile(t, tiocsti.Bin, helper, 0o755)
 	const payload = "INJ3CT3D"
 
 	// Control: on the host, in the same kind of terminal, the helper does
 	// inject. If the kernel refuses it anyway, the check below is weaker.
-	ctl := ptyRun(t, wd, "./tiocsti", "")
-	if !strings.Contains(ctl.stdout, payload) {
-		t.Logf("control: TIOCSTI does not inject on this kernel even outside the sandbox (dev.tty.legacy_tiocsti=0?); output:\n%s", ctl.stdout)
+	ctl := e2e.PtyRun(t, wd, "./tiocsti", "")
+	if !strings.Contains(ctl.Stdout, payload) {
+		t.Logf("control: TIOCSTI does not inject on this kernel even outside the sandbox (dev.tty.legacy_tiocsti=0?); output:\n%s", ctl.Stdout)
 	}
 
 	// After the sandbox run, whatever was pushed into the input queue is
 	// read back without waiting for a newline.
 	cmd := fmt.Sprintf(`%s run -- ./tiocsti; echo "rc=$?"
-stty -icanon min 0 time 5; printf 'LEFT['; head -c 64; printf ']\n'`, shQuote(sandboxBin))
-	r := ptyRun(t, wd, cmd, "")
-	if strings.Contains(r.stdout, payload) {
+stty -icanon min 0 time 5; printf 'LEFT['; head -c 64; printf ']\n'`, e2e.ShQuote(e2e.Bin))
+	r := e2e.PtyRun(t, wd, cmd, "")
+	if strings.Contains(r.Stdout, payload) {
 		t.Errorf("characters pushed from inside the sandbox reached the caller's terminal")
 	}
-	out := lines(r.stdout)
+	out := e2e.Lines(r.Stdout)
 	if !slices.Contains(out, "rc=0") {
 		t.Errorf("the helper did not run to the end inside")
 	}
@@ -104,24 +104,5 @@ stty -icanon min 0 time 5; printf 'LEFT['; head -c 64; printf ']\n'`, shQuote(sa
 	}
 	if t.Failed() {
 		t.Logf("%s", r)
-	}
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

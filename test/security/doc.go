@@ -6,9 +6,10 @@
 //
 // Runs in: tests, as an unprivileged user with subordinate id ranges and
 // newuidmap/newgidmap installed (CI: user sandbox-test), like
-// test/integration, whose conventions it copies: the binary comes from
-// $SANDBOX_BIN or TestMain builds it; SANDBOX_TEST_STRICT=1 turns a missing
-// prerequisite into a failure. The attacker program is testdata/try, its
-// own module, built static by TestMain and copied into each test's work
-// directory, which the sandbox binds read-write.
+// test/integration, whose harness (sandbox/internal/e2e) it shares: the
+// binary comes from $SANDBOX_BIN or TestMain builds it;
+// SANDBOX_TEST_STRICT=1 turns a missing prerequisite into a failure. The
+// attacker program is testdata/try, its own module, built static by
+// TestMain and copied into each test's work directory, which the sandbox
+// binds read-write.
 package security

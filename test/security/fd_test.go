@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // Guards against host directory fds leaking into the sandbox
@@ -15,11 +17,11 @@ import (
 // refused before anything runs, instead of starting the command with a
 // current directory outside the root.
 func TestLeakedHostDirFds(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	home, err := os.UserHomeDir()
-	requireX(t, err == nil, "no home directory: %v", err)
+	e2e.RequireX(t, err == nil, "no home directory: %v", err)
 	homeDir, err := os.Open(home)
-	requireX(t, err == nil, "open %s: %v", home, err)
+	e2e.RequireX(t, err == nil, "open %s: %v", home, err)
 	defer homeDir.Close()
 	rootDir, err := os.Open("/")
 	if err != nil {
@@ -29,18 +31,18 @@ func TestLeakedHostDirFds(t *testing.T) {
 	extra := []*os.File{homeDir, rootDir} // fds 3 and 4
 
 	// Control: a plain exec does pass them on, so the checks can fail.
-	ctl := runBounded(t, runOpts{extra: extra}, "/bin/ls", "-l", "/proc/self/fd/")
-	if !strings.Contains(ctl.stdout, "3 -> "+home) || !strings.Contains(ctl.stdout, "4 -> /") {
+	ctl := e2e.RunBounded(t, e2e.RunOpts{Extra: extra}, "/bin/ls", "-l", "/proc/self/fd/")
+	if !strings.Contains(ctl.Stdout, "3 -> "+home) || !strings.Contains(ctl.Stdout, "4 -> /") {
 		t.Fatalf("control: the extra fds did not reach a plain child\n%s", ctl)
 	}
 
 	t.Run("only-stdio-inside", func(t *testing.T) {
 		wd := t.TempDir()
 		tryIn(t, wd)
-		r := runSandbox(t, runOpts{dir: wd, extra: extra}, "run", "--", "sh", "-c",
+		r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd, Extra: extra}, "run", "--", "sh", "-c",
 			`./try call opendir:/proc/self/fd opendir:/proc/self/fd/3 opendir:/proc/self/fd/4 readlink:/proc/self/cwd`)
-		wantExit(t, r, 0)
-		res, detail := tryResults(r.stdout)
+		e2e.WantExit(t, r, 0)
+		res, detail := tryResults(r.Stdout)
 		// try's own directory fd is the only one beyond 0-2 it may see.
 		fds := strings.Split(strings.TrimPrefix(detail["opendir:/proc/self/fd"], "entries="), ",")
 		for _, fd := range fds {
@@ -68,12 +70,12 @@ func TestLeakedHostDirFds(t *testing.T) {
 		t.Run("workdir-"+filepath.Base(w), func(t *testing.T) {
 			wd := t.TempDir()
 			witness := filepath.Join(wd, "cwd-inside")
-			r := runSandbox(t, runOpts{dir: wd, extra: extra}, "run", "-w", w, "--", "sh", "-c",
-				"pwd -P > "+shQuote(witness))
+			r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd, Extra: extra}, "run", "-w", w, "--", "sh", "-c",
+				"pwd -P > "+e2e.ShQuote(witness))
 			if b, err := os.ReadFile(witness); err == nil {
 				t.Errorf("-w %s: the command ran with its current directory at %q", w, strings.TrimSpace(string(b)))
 			}
-			wantSandboxError(t, r)
+			e2e.WantSandboxError(t, r)
 		})
 	}
 }

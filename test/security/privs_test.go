@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // capBits are the kernel's numbers (capabilities(7)) of the capabilities
@@ -43,7 +45,7 @@ func capMask(names ...string) uint64 {
 // no wider than what was granted: an inheritable CAP_SYS_ADMIN is gained
 // back by any file that carries it as a file capability.
 func TestNoNewPrivsAndCapabilitySets(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	cases := []struct {
 		name              string
 		flags             []string
@@ -56,9 +58,9 @@ func TestNoNewPrivsAndCapabilitySets(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := append(append([]string{"run"}, c.flags...), "--", "cat", "/proc/self/status")
-			r := runSandbox(t, runOpts{}, args...)
-			wantExit(t, r, 0)
-			if got := statusField(r.stdout, "NoNewPrivs"); got != "1" {
+			r := e2e.RunSandbox(t, e2e.RunOpts{}, args...)
+			e2e.WantExit(t, r, 0)
+			if got := statusField(r.Stdout, "NoNewPrivs"); got != "1" {
 				t.Errorf("NoNewPrivs: %q, want 1", got)
 			}
 			want := map[string]uint64{
@@ -66,7 +68,7 @@ func TestNoNewPrivsAndCapabilitySets(t *testing.T) {
 				"CapAmb": c.granted, "CapInh": c.granted,
 			}
 			for _, f := range []string{"CapBnd", "CapEff", "CapPrm", "CapAmb", "CapInh"} {
-				v := statusField(r.stdout, f)
+				v := statusField(r.Stdout, f)
 				got, err := strconv.ParseUint(v, 16, 64)
 				if err != nil {
 					t.Errorf("%s: %q in /proc/self/status", f, v)
@@ -91,15 +93,15 @@ func TestNoNewPrivsAndCapabilitySets(t *testing.T) {
 // own root (mapped), which without both layers would give euid 0 and the
 // full bounding set.
 func TestSetuidBinaryGainsNothing(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	t.Run("host-newuidmap", func(t *testing.T) {
-		nu := requireTool(t, "newuidmap")
+		nu := e2e.RequireTool(t, "newuidmap")
 		st, err := os.Stat(nu)
-		requireX(t, err == nil && st.Mode()&os.ModeSetuid != 0, "%s is not setuid (%v)", nu, err)
-		r := runSandbox(t, runOpts{}, "run", "--", "sh", "-c",
-			fmt.Sprintf(`stat -c %%A %s; %s $$ 0 0 1; echo "rc=$?"`, shQuote(nu), shQuote(nu)))
-		wantExit(t, r, 0)
-		out := lines(r.stdout)
+		e2e.RequireX(t, err == nil && st.Mode()&os.ModeSetuid != 0, "%s is not setuid (%v)", nu, err)
+		r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--", "sh", "-c",
+			fmt.Sprintf(`stat -c %%A %s; %s $$ 0 0 1; echo "rc=$?"`, e2e.ShQuote(nu), e2e.ShQuote(nu)))
+		e2e.WantExit(t, r, 0)
+		out := e2e.Lines(r.Stdout)
 		if len(out) == 0 || len(out[0]) < 4 || out[0][3] != 's' {
 			t.Errorf("want %s to show its setuid bit inside (the test would prove nothing otherwise)", nu)
 		}
@@ -115,17 +117,17 @@ func TestSetuidBinaryGainsNothing(t *testing.T) {
 		tryIn(t, wd)
 		// CHOWN and FOWNER make the file and its bit; both are in the
 		// ambient set, so try (plain) reports them as its CapEff.
-		r := runSandbox(t, runOpts{dir: wd}, "run", "--cap-add", "CHOWN", "--cap-add", "FOWNER", "--", "sh", "-c", `
+		r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--cap-add", "CHOWN", "--cap-add", "FOWNER", "--", "sh", "-c", `
 grep -q '^ *0 ' /proc/self/uid_map || { echo NO-ROOT-MAPPED; exit 0; }
 cp ./try ./try-suid && chown 0:0 ./try-suid && chmod 4755 ./try-suid || exit 3
 stat -c 'file %u %a' ./try-suid
 ./try-suid ids
 grep " $(pwd) " /proc/self/mountinfo`)
-		if strings.Contains(r.stdout, "NO-ROOT-MAPPED") {
-			requireX(t, false, "uid 0 is not mapped inside (no subordinate uids?)")
+		if strings.Contains(r.Stdout, "NO-ROOT-MAPPED") {
+			e2e.RequireX(t, false, "uid 0 is not mapped inside (no subordinate uids?)")
 		}
-		wantExit(t, r, 0)
-		out := lines(r.stdout)
+		e2e.WantExit(t, r, 0)
+		out := e2e.Lines(r.Stdout)
 		if len(out) < 2 || out[0] != "file 0 4755" {
 			t.Fatalf("could not make a setuid binary owned by the sandbox's root\n%s", r)
 		}
@@ -154,10 +156,10 @@ grep " $(pwd) " /proc/self/mountinfo`)
 // group permissions (CVE-2014-8989): with only the caller's own ids mapped
 // (no newgidmap), setgroups must be denied in the user namespace.
 func TestSetgroupsDeniedUnderSingleMap(t *testing.T) {
-	requireUnprivileged(t)
-	r := runSandbox(t, runOpts{}, "run", "--userns=single", "--", "cat", "/proc/self/setgroups")
-	wantExit(t, r, 0)
-	if got := strings.TrimSpace(r.stdout); got != "deny" {
+	e2e.RequireUnprivileged(t)
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, "run", "--userns=single", "--", "cat", "/proc/self/setgroups")
+	e2e.WantExit(t, r, 0)
+	if got := strings.TrimSpace(r.Stdout); got != "deny" {
 		t.Errorf("/proc/self/setgroups under --userns=single = %q, want deny\n%s", got, r)
 	}
 }
@@ -168,13 +170,13 @@ func TestSetgroupsDeniedUnderSingleMap(t *testing.T) {
 // privileges for any caller, so it refuses to run at all. An unprivileged
 // owner can set both bits on its own file, which is all the test needs.
 func TestRefusesToRunSetuidOrSetgid(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "sandbox")
-	copyFile(t, sandboxBin, bin, 0o755)
+	e2e.CopyFile(t, e2e.Bin, bin, 0o755)
 	// Control: the same copy without the bits works.
-	ctl := runBounded(t, runOpts{}, bin, "run", "--", "true")
-	wantExit(t, ctl, 0)
+	ctl := e2e.RunBounded(t, e2e.RunOpts{}, bin, "run", "--", "true")
+	e2e.WantExit(t, ctl, 0)
 
 	for _, c := range []struct {
 		name string
@@ -189,10 +191,10 @@ func TestRefusesToRunSetuidOrSetgid(t *testing.T) {
 				t.Fatal(err)
 			}
 			st, err := os.Stat(bin)
-			requireX(t, err == nil && st.Mode()&c.bit != 0, "cannot set the %s bit on %s (%v)", c.name, bin, err)
-			r := runBounded(t, runOpts{}, bin, "run", "--", "true")
-			wantSandboxError(t, r)
-			low := strings.ToLower(r.stderr)
+			e2e.RequireX(t, err == nil && st.Mode()&c.bit != 0, "cannot set the %s bit on %s (%v)", c.name, bin, err)
+			r := e2e.RunBounded(t, e2e.RunOpts{}, bin, "run", "--", "true")
+			e2e.WantSandboxError(t, r)
+			low := strings.ToLower(r.Stderr)
 			if !strings.Contains(low, c.name) && !strings.Contains(low, "setuid") {
 				t.Errorf("want the message to name %s\n%s", c.name, r)
 			}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // The kernel interfaces the default profile hides. Which exist depends on
@@ -49,9 +51,9 @@ func procAttack(t *testing.T, flags []string, tokens []string) (res, detail, mou
 	tryIn(t, wd)
 	script := "./try call " + strings.Join(quoteAll(tokens), " ") + "; echo ---; cat /proc/self/mountinfo"
 	args := append(append([]string{"run"}, flags...), "--", "sh", "-c", script)
-	r := runSandbox(t, runOpts{dir: wd}, args...)
-	wantExit(t, r, 0)
-	calls, mi, ok := strings.Cut(r.stdout, "---\n")
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, args...)
+	e2e.WantExit(t, r, 0)
+	calls, mi, ok := strings.Cut(r.Stdout, "---\n")
 	if !ok {
 		t.Fatalf("unexpected output\n%s", r)
 	}
@@ -67,7 +69,7 @@ func procAttack(t *testing.T, flags []string, tokens []string) (res, detail, mou
 func quoteAll(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = shQuote(s)
+		out[i] = e2e.ShQuote(s)
 	}
 	return out
 }
@@ -97,7 +99,7 @@ func present(t *testing.T, must bool, paths []string) []string {
 // directories are empty and read-only, read-only paths refuse writes, and
 // none of it can be unmounted to uncover the real file.
 func TestProcMasksHold(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	files := present(t, true, maskedFiles)
 	dirs := present(t, false, maskedDirs)
 	ro := present(t, false, readOnlyPaths)
@@ -195,9 +197,9 @@ func wantUmountEPERM(t *testing.T, res map[string]string, p string) {
 // sandbox's own masks, remount /proc/sys read-write or mount a fresh proc,
 // so only the filter stands in the way, and it must.
 func TestProcMasksHoldWithSysAdmin(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	files := present(t, false, maskedFiles)
-	requireX(t, len(files) > 0, "none of %v exists here", maskedFiles)
+	e2e.RequireX(t, len(files) > 0, "none of %v exists here", maskedFiles)
 	p := files[0]
 	res, detail, _ := procAttack(t, []string{"--cap-add", "SYS_ADMIN"},
 		[]string{"umount2:" + p, "umount2-detach:" + p, "umount2-detach:/proc/sys", "umount2-detach:/proc", "mount", "fsopen", "open_tree", "read:" + p})
@@ -214,9 +216,9 @@ func TestProcMasksHoldWithSysAdmin(t *testing.T) {
 // Guards --security-opt mask= and unmask=: a mask the user adds hides the
 // path, an unmask lifts exactly the one named (ALL lifts them all).
 func TestProcMaskOptions(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	files := present(t, false, maskedFiles)
-	requireX(t, len(files) > 0, "none of %v exists here", maskedFiles)
+	e2e.RequireX(t, len(files) > 0, "none of %v exists here", maskedFiles)
 	p := files[0]
 	res, detail, mounts := procAttack(t, nil, []string{"read:/proc/cpuinfo"})
 	if res["read:/proc/cpuinfo"] != "OK" || detail["read:/proc/cpuinfo"] == "bytes=0" {
@@ -255,7 +257,7 @@ func TestProcMaskOptions(t *testing.T) {
 // (fd/, root, cwd, map_files, mem, environ), must be closed to the
 // command. README promises PID 1 is non-dumpable for exactly this.
 func TestOwnBinaryNotReachableThroughProc(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	pid1 := []string{"openw:/proc/1/exe", "read:/proc/1/exe", "readlink:/proc/1/exe",
 		"opendir:/proc/1/fd", "opendir:/proc/1/root", "readlink:/proc/1/root", "readlink:/proc/1/cwd",
 		"opendir:/proc/1/map_files", "openw:/proc/1/mem", "read:/proc/1/environ"}
@@ -263,10 +265,10 @@ func TestOwnBinaryNotReachableThroughProc(t *testing.T) {
 		pid1 = append(pid1, fmt.Sprintf("openw:/proc/1/fd/%d", fd))
 	}
 
-	check := func(t *testing.T, r result) {
+	check := func(t *testing.T, r e2e.Result) {
 		t.Helper()
-		wantExit(t, r, 0)
-		res, detail := tryResults(r.stdout)
+		e2e.WantExit(t, r, 0)
+		res, detail := tryResults(r.Stdout)
 		switch res["openw:/proc/1/exe"] {
 		case "EACCES", "ETXTBSY", "EPERM":
 		default:
@@ -296,7 +298,7 @@ for p in /proc/[0-9]*; do ./try call "openw:$p/exe"; done`
 	t.Run("installed-elsewhere", func(t *testing.T) {
 		wd := t.TempDir()
 		tryIn(t, wd)
-		check(t, runSandbox(t, runOpts{dir: wd}, "run", "--", "sh", "-c", script))
+		check(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "sh", "-c", script))
 	})
 
 	// The binary lives in the work directory, which the sandbox binds
@@ -308,12 +310,12 @@ for p in /proc/[0-9]*; do ./try call "openw:$p/exe"; done`
 		wd := t.TempDir()
 		tryIn(t, wd)
 		bin := filepath.Join(wd, "sandbox")
-		copyFile(t, sandboxBin, bin, 0o755)
+		e2e.CopyFile(t, e2e.Bin, bin, 0o755)
 		before := fileSum(t, bin)
-		r := runBounded(t, runOpts{dir: wd}, bin, "run", "--", "sh", "-c",
-			script+"\n./try call "+shQuote("openw:"+bin))
+		r := e2e.RunBounded(t, e2e.RunOpts{Dir: wd}, bin, "run", "--", "sh", "-c",
+			script+"\n./try call "+e2e.ShQuote("openw:"+bin))
 		check(t, r)
-		res, _ := tryResults(r.stdout)
+		res, _ := tryResults(r.Stdout)
 		t.Logf("direct path: open %s for writing from inside: %s", bin, res["openw:"+bin])
 		if !bytes.Equal(before, fileSum(t, bin)) {
 			t.Errorf("%s changed during the run", bin)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sandbox/internal/e2e"
 )
 
 const (
@@ -44,15 +46,15 @@ const (
 // podman, and the test points that symlink at / only (unwritable), so a
 // followed source shows up as a clean failure, not as a leak.
 func TestMountDestinationSymlinkRace(t *testing.T) {
-	requireUnprivileged(t)
-	requireX(t, tryBin != "", "attacker helper: %v", tryErr)
+	e2e.RequireUnprivileged(t)
+	e2e.RequireX(t, attacker.Bin != "", "attacker helper: %v", attacker.Err)
 	home, err := os.UserHomeDir()
-	requireX(t, err == nil, "no home directory: %v", err)
+	e2e.RequireX(t, err == nil, "no home directory: %v", err)
 	if f, err := os.CreateTemp(home, ".sectest-probe-"); err == nil {
 		f.Close()
 		os.Remove(f.Name())
 	} else {
-		requireX(t, false, "$HOME %s is not writable, so an escape into it could not show: %v", home, err)
+		e2e.RequireX(t, false, "$HOME %s is not writable, so an escape into it could not show: %v", home, err)
 	}
 
 	base := t.TempDir()
@@ -66,7 +68,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyFile(t, tryBin, filepath.Join(awd, "try"), 0o755)
+	e2e.CopyFile(t, attacker.Bin, filepath.Join(awd, "try"), 0o755)
 
 	tag := fmt.Sprintf("sectest-%d", os.Getpid())
 	homeEscape := filepath.Join(home, tag+"-escape")
@@ -79,7 +81,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 	type outcome struct {
 		phase  string
 		marker string
-		r      result
+		r      e2e.Result
 		err    error
 	}
 	var outcomes []outcome
@@ -107,13 +109,13 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 		}
 
 		// A: the attacker, bounded by its own clock and by the stop file.
-		aDone := make(chan result, 1)
+		aDone := make(chan e2e.Result, 1)
 		go func() {
-			r, err := runProg(runOpts{dir: awd, timeout: defaultTimeout},
-				sandboxBin, "run", "-v", shared+":/shared", "--",
+			r, err := e2e.RunProg(e2e.RunOpts{Dir: awd, Timeout: e2e.DefaultTimeout},
+				e2e.Bin, "run", "-v", shared+":/shared", "--",
 				"./try", "race", "20", "/shared", "dir", "link", "/shared/dir", "target", "target-link")
 			if err != nil {
-				r.stderr += "\n" + err.Error()
+				r.Stderr += "\n" + err.Error()
 			}
 			aDone <- r
 		}()
@@ -156,7 +158,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 					// The command reports where OTHER is mounted in its
 					// root (mountinfo's fourth field is the bind's source
 					// path in the file system), then writes its marker.
-					r, err := runProg(runOpts{dir: bwd}, sandboxBin, "run",
+					r, err := e2e.RunProg(e2e.RunOpts{Dir: bwd}, e2e.Bin, "run",
 						"-v", filepath.Join(shared, "dir")+":/mnt", "-v", other+":/mnt/target", "--",
 						"sh", "-c", fmt.Sprintf(`awk '$4 == %q {print "other-at", $5}' /proc/self/mountinfo; echo x > /mnt/target/%s`, other, marker))
 					mu.Lock()
@@ -171,15 +173,15 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 		}
 		a := <-aDone
 		swaps := 0
-		for _, l := range lines(a.stdout) {
+		for _, l := range e2e.Lines(a.Stdout) {
 			if strings.HasPrefix(l, "race ") && !strings.Contains(l, "exchanges=0 ") {
 				swaps++
 			}
 		}
-		if a.code != 0 || swaps != 2 {
+		if a.Code != 0 || swaps != 2 {
 			t.Errorf("%s: the attacker did not swap both pairs, so the race was not run\n%s", phase, a)
 		}
-		t.Logf("%s: attacker: %s", phase, strings.Join(lines(a.stdout), "; "))
+		t.Logf("%s: attacker: %s", phase, strings.Join(e2e.Lines(a.Stdout), "; "))
 		for _, root := range []string{other, shared, bwd} {
 			for name := range findTagged(root, tag, 0) {
 				if !strings.HasSuffix(name, "-escape") {
@@ -215,16 +217,16 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 	otherAt := map[string]int{} // where successful victims had OTHER
 	ok := 0
 	for _, o := range outcomes {
-		key := fmt.Sprintf("%s exit %d", o.phase, o.r.code)
+		key := fmt.Sprintf("%s exit %d", o.phase, o.r.Code)
 		hist[key]++
 		switch {
 		case o.err != nil:
 			t.Errorf("%s: victim %s: %v\n%s", o.phase, o.marker, o.err, o.r)
-		case strings.Contains(o.r.stderr, "panic:") || strings.Contains(o.r.stderr, "goroutine "):
+		case strings.Contains(o.r.Stderr, "panic:") || strings.Contains(o.r.Stderr, "goroutine "):
 			t.Errorf("%s: victim %s crashed\n%s", o.phase, o.marker, o.r)
-		case o.r.code == 125 && !strings.HasPrefix(o.r.stderr, "sandbox: "):
+		case o.r.Code == 125 && !strings.HasPrefix(o.r.Stderr, "sandbox: "):
 			t.Errorf("%s: victim %s failed without a sandbox error message\n%s", o.phase, o.marker, o.r)
-		case o.r.code == 0:
+		case o.r.Code == 0:
 			ok++
 			if !inside[o.marker] {
 				t.Errorf("%s: victim %s succeeded but its marker is in neither OTHER nor SHARED: it wrote somewhere the test cannot see", o.phase, o.marker)
@@ -233,7 +235,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 			// pivot_root is gone from B's table afterwards: the volume
 			// the user asked for is mounted outside the root.
 			var at []string
-			for _, l := range lines(o.r.stdout) {
+			for _, l := range e2e.Lines(o.r.Stdout) {
 				if p, ok := strings.CutPrefix(l, "other-at "); ok {
 					at = append(at, p)
 				}
@@ -244,7 +246,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 			for _, p := range at {
 				otherAt[p]++
 			}
-		case o.r.code < 0:
+		case o.r.Code < 0:
 			t.Errorf("%s: victim %s was killed\n%s", o.phase, o.marker, o.r)
 		}
 	}
@@ -263,8 +265,8 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 		t.Errorf("no victim run succeeded, so no mount ever went through the raced paths")
 	}
 	for _, o := range outcomes {
-		if o.r.code == 125 {
-			t.Logf("a clean failure, for the record: %s", strings.TrimSpace(o.r.stderr))
+		if o.r.Code == 125 {
+			t.Logf("a clean failure, for the record: %s", strings.TrimSpace(o.r.Stderr))
 			break
 		}
 	}

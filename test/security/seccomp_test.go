@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // The contract of the default seccomp filter, by answer. try's table
@@ -48,7 +50,7 @@ var (
 // CVE-2019-10063): the default filter answers each dangerous call with its
 // errno, while ordinary calls work.
 func TestSeccompDefaultFilterDeniesDangerousSyscalls(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	try := tryIn(t, wd)
 	tokens := slices.Sorted(maps.Keys(seccompAllowed))
@@ -56,8 +58,8 @@ func TestSeccompDefaultFilterDeniesDangerousSyscalls(t *testing.T) {
 
 	// Control: what the kernel answers the same user without a filter.
 	// Where it already says EPERM, the check below proves less.
-	ctl := runBounded(t, runOpts{dir: wd}, try, append([]string{"call"}, tokens...)...)
-	ctlRes, _ := tryResults(ctl.stdout)
+	ctl := e2e.RunBounded(t, e2e.RunOpts{Dir: wd}, try, append([]string{"call"}, tokens...)...)
+	ctlRes, _ := tryResults(ctl.Stdout)
 	var weak []string
 	for _, tok := range seccompEPERM {
 		if ctlRes[tok] == "EPERM" || ctlRes[tok] == "ENOSYS" {
@@ -66,9 +68,9 @@ func TestSeccompDefaultFilterDeniesDangerousSyscalls(t *testing.T) {
 	}
 	t.Logf("control: the kernel itself answers EPERM (or the call is absent) for %v; for these the check cannot tell the filter from the kernel", weak)
 
-	r := runSandbox(t, runOpts{dir: wd}, append([]string{"run", "--", "./try", "call"}, tokens...)...)
-	wantExit(t, r, 0)
-	res, _ := tryResults(r.stdout)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, append([]string{"run", "--", "./try", "call"}, tokens...)...)
+	e2e.WantExit(t, r, 0)
+	res, _ := tryResults(r.Stdout)
 	for tok, want := range seccompAllowed {
 		if res[tok] != want {
 			t.Errorf("%s: got %q inside, want %s (allowed)", tok, res[tok], want)
@@ -85,9 +87,9 @@ func TestSeccompDefaultFilterDeniesDangerousSyscalls(t *testing.T) {
 		}
 	}
 
-	st := runSandbox(t, runOpts{dir: wd}, "run", "--", "cat", "/proc/self/status")
-	wantExit(t, st, 0)
-	if got := statusField(st.stdout, "Seccomp"); got != "2" {
+	st := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "cat", "/proc/self/status")
+	e2e.WantExit(t, st, 0)
+	if got := statusField(st.Stdout, "Seccomp"); got != "2" {
 		t.Errorf("Seccomp: %q in /proc/self/status, want 2 (filter mode)", got)
 	}
 	if t.Failed() {
@@ -99,21 +101,21 @@ func TestSeccompDefaultFilterDeniesDangerousSyscalls(t *testing.T) {
 // arch with bit 30 set in the number, so a filter that checks only the
 // arch and compares numbers lets "x32 getpid" (and x32 mount) through.
 func TestSeccompDeniesX32ABI(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	try := tryIn(t, wd)
-	ctl := runBounded(t, runOpts{dir: wd}, try, "call", "x32:39")
-	if res, _ := tryResults(ctl.stdout); res["x32:39"] == "ENOSYS" {
+	ctl := e2e.RunBounded(t, e2e.RunOpts{Dir: wd}, try, "call", "x32:39")
+	if res, _ := tryResults(ctl.Stdout); res["x32:39"] == "ENOSYS" {
 		t.Logf("control: this kernel has no x32 ABI (CONFIG_X86_X32_ABI unset): ENOSYS inside proves nothing about the filter")
 	}
 	// x32:165 is mount through x32.
-	r := runSandbox(t, runOpts{dir: wd}, "run", "--", "./try", "call", "x32:39", "x32:165")
-	res, _ := tryResults(r.stdout)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "./try", "call", "x32:39", "x32:165")
+	res, _ := tryResults(r.Stdout)
 	// A killing filter (SIGSYS, 128+31) denies as well as an errno.
-	if r.code == 128+31 {
+	if r.Code == 128+31 {
 		return
 	}
-	wantExit(t, r, 0)
+	e2e.WantExit(t, r, 0)
 	for _, tok := range []string{"x32:39", "x32:165"} {
 		if res[tok] != "EPERM" && res[tok] != "ENOSYS" {
 			t.Errorf("%s: got %q inside, want it denied (EPERM or ENOSYS)\n%s", tok, res[tok], r)
@@ -124,23 +126,23 @@ func TestSeccompDeniesX32ABI(t *testing.T) {
 // Guards the opt-out: --security-opt seccomp=unconfined removes the
 // filter, and says so, so that nobody runs unconfined without knowing.
 func TestSeccompUnconfinedWarnsAndRemovesFilter(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	tryIn(t, wd)
-	r := runSandbox(t, runOpts{dir: wd}, "run", "--security-opt", "seccomp=unconfined", "--",
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--security-opt", "seccomp=unconfined", "--",
 		"sh", "-c", `./try call mount clone3 keyctl; grep '^Seccomp:' /proc/self/status`)
-	wantExit(t, r, 0)
-	if !strings.Contains(strings.ToLower(r.stderr), "seccomp") {
+	e2e.WantExit(t, r, 0)
+	if !strings.Contains(strings.ToLower(r.Stderr), "seccomp") {
 		t.Errorf("want a warning naming seccomp on stderr")
 	}
-	res, _ := tryResults(r.stdout)
+	res, _ := tryResults(r.Stdout)
 	// Without a filter the kernel answers these arguments itself.
 	for tok, want := range map[string]string{"mount": "EFAULT", "clone3": "EINVAL", "keyctl": "OK"} {
 		if res[tok] != want {
 			t.Errorf("%s: got %q unconfined, want the kernel's own %s", tok, res[tok], want)
 		}
 	}
-	if got := statusField(r.stdout, "Seccomp"); got != "0" {
+	if got := statusField(r.Stdout, "Seccomp"); got != "0" {
 		t.Errorf("Seccomp: %q unconfined, want 0", got)
 	}
 	if t.Failed() {
@@ -151,7 +153,7 @@ func TestSeccompUnconfinedWarnsAndRemovesFilter(t *testing.T) {
 // Guards --security-opt seccomp=FILE: an OCI profile from a file is the
 // filter that runs (and a broken one fails the run, it is never ignored).
 func TestSeccompProfileFromFile(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	tryIn(t, wd)
 	prof := filepath.Join(wd, "profile.json")
@@ -163,9 +165,9 @@ func TestSeccompProfileFromFile(t *testing.T) {
 	if err := os.WriteFile(prof, []byte(json), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := runSandbox(t, runOpts{dir: wd}, "run", "--security-opt", "seccomp="+prof, "--", "./try", "call", "uname", "getpid", "mount")
-	wantExit(t, r, 0)
-	res, _ := tryResults(r.stdout)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--security-opt", "seccomp="+prof, "--", "./try", "call", "uname", "getpid", "mount")
+	e2e.WantExit(t, r, 0)
+	res, _ := tryResults(r.Stdout)
 	if res["uname"] != "EPERM" {
 		t.Errorf("uname: got %q, want EPERM from the profile's rule", res["uname"])
 	}
@@ -181,10 +183,10 @@ func TestSeccompProfileFromFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"defaultAction": `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = runSandbox(t, runOpts{dir: wd}, "run", "--security-opt", "seccomp="+bad, "--", "true")
-	wantSandboxError(t, r, "seccomp")
-	r = runSandbox(t, runOpts{dir: wd}, "run", "--security-opt", "seccomp="+filepath.Join(wd, "missing.json"), "--", "true")
-	wantSandboxError(t, r, "missing.json")
+	r = e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--security-opt", "seccomp="+bad, "--", "true")
+	e2e.WantSandboxError(t, r, "seccomp")
+	r = e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--security-opt", "seccomp="+filepath.Join(wd, "missing.json"), "--", "true")
+	e2e.WantSandboxError(t, r, "missing.json")
 }
 
 // statusField returns the value of "Name:\tvalue" in /proc/PID/status

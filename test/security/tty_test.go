@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // injected is the payload try pushes; try never prints it itself.
@@ -37,14 +39,14 @@ const leftScript = `stty -icanon min 0 time 5; printf 'LEFT['; head -c 64; print
 // command has no controlling terminal and the caller's terminal behind
 // fds 1 and 2 refuses it.
 func TestTIOCSTIDoesNotReachCallerTerminal(t *testing.T) {
-	requireUnprivileged(t)
+	e2e.RequireUnprivileged(t)
 	wd := t.TempDir()
 	tryIn(t, wd)
 
 	// Control: on the host, in the same kind of terminal, try does inject.
-	ctl := ptyRun(t, wd, "./try inject 0:0x5412")
-	if !strings.Contains(ctl.stdout, injected) {
-		t.Logf("control: TIOCSTI does not inject on this kernel even outside the sandbox (dev.tty.legacy_tiocsti=0?): the terminal checks prove less\n%s", ctl.stdout)
+	ctl := e2e.PtyRun(t, wd, "./try inject 0:0x5412", "")
+	if !strings.Contains(ctl.Stdout, injected) {
+		t.Logf("control: TIOCSTI does not inject on this kernel even outside the sandbox (dev.tty.legacy_tiocsti=0?): the terminal checks prove less\n%s", ctl.Stdout)
 	}
 	reqs := []string{"0x5412", "0x100005412"}
 
@@ -55,22 +57,22 @@ func TestTIOCSTIDoesNotReachCallerTerminal(t *testing.T) {
 				toks = append(toks, fd+":"+req)
 			}
 		}
-		r := ptyRun(t, wd, fmt.Sprintf("%s run -t -- ./try inject %s; echo \"rc=$?\"\n%s",
-			shQuote(sandboxBin), strings.Join(toks, " "), leftScript))
-		left, ok := leftInput(r.stdout)
+		r := e2e.PtyRun(t, wd, fmt.Sprintf("%s run -t -- ./try inject %s; echo \"rc=$?\"\n%s",
+			e2e.ShQuote(e2e.Bin), strings.Join(toks, " "), leftScript), "")
+		left, ok := leftInput(r.Stdout)
 		if !ok {
 			t.Fatalf("the terminal read-back did not run\n%s", r)
 		}
 		if strings.Contains(left, injected) {
 			t.Errorf("characters pushed from inside the sandbox reached the caller's terminal input")
 		}
-		got := injectResults(r.stdout)
+		got := injectResults(r.Stdout)
 		for _, tok := range toks {
 			if got[tok] != "EPERM" {
 				t.Errorf("TIOCSTI %s on the sandbox's own terminal: %q, want EPERM from the filter", tok, got[tok])
 			}
 		}
-		if !strings.Contains(r.stdout, "rc=0") {
+		if !strings.Contains(r.Stdout, "rc=0") {
 			t.Errorf("try did not run to the end inside")
 		}
 		if t.Failed() {
@@ -85,16 +87,16 @@ func TestTIOCSTIDoesNotReachCallerTerminal(t *testing.T) {
 				toks = append(toks, fd+":"+req)
 			}
 		}
-		r := ptyRun(t, wd, fmt.Sprintf("%s run -- ./try inject %s; echo \"rc=$?\"\n%s",
-			shQuote(sandboxBin), strings.Join(toks, " "), leftScript))
-		left, ok := leftInput(r.stdout)
+		r := e2e.PtyRun(t, wd, fmt.Sprintf("%s run -- ./try inject %s; echo \"rc=$?\"\n%s",
+			e2e.ShQuote(e2e.Bin), strings.Join(toks, " "), leftScript), "")
+		left, ok := leftInput(r.Stdout)
 		if !ok {
 			t.Fatalf("the terminal read-back did not run\n%s", r)
 		}
-		if strings.Contains(left, injected) || strings.Contains(strings.Split(r.stdout, "LEFT[")[0], injected) {
+		if strings.Contains(left, injected) || strings.Contains(strings.Split(r.Stdout, "LEFT[")[0], injected) {
 			t.Errorf("characters pushed from inside the sandbox reached the caller's terminal")
 		}
-		got := injectResults(r.stdout)
+		got := injectResults(r.Stdout)
 		for _, tok := range toks {
 			switch got[tok] {
 			case "EPERM", "EIO", "ENOTTY":
@@ -111,7 +113,7 @@ func TestTIOCSTIDoesNotReachCallerTerminal(t *testing.T) {
 // injectResults parses try's "inject FD:REQ RESULT" lines.
 func injectResults(out string) map[string]string {
 	m := map[string]string{}
-	for _, l := range lines(out) {
+	for _, l := range e2e.Lines(out) {
 		f := strings.Fields(l)
 		if len(f) == 3 && f[0] == "inject" {
 			m[f[1]] = f[2]
