@@ -156,6 +156,16 @@ func (ch *child) run() int {
 	if err != nil {
 		return ch.fail(StageExec, err)
 	}
+	// A command granted CAP_SYS_PTRACE may attach to PID 1 despite it
+	// being non-dumpable; then every thread of PID 1 gets the command's
+	// filter before the command exists, and drops its capabilities right
+	// after. Without CAP_SYS_PTRACE nothing inside can reach PID 1.
+	ptrace := grants(s.OCI.Process, "CAP_SYS_PTRACE")
+	if ptrace {
+		if err := confineInit(s.Seccomp, false); err != nil {
+			return ch.fail(StageLock, confineError(err))
+		}
+	}
 	pid, err := startCommand(s, argv0, stdio)
 	if err != nil {
 		var se *stepError
@@ -185,12 +195,11 @@ func (ch *child) run() int {
 		unix.Kill(pid, unix.SIGKILL)
 		return 125
 	}
-	if err := confineInit(s.Seccomp); err != nil && !(errors.Is(err, unix.ENOTSUP) && !grants(s.OCI.Process, "CAP_SYS_PTRACE")) {
-		// A cgo build cannot act on all threads (ENOTSUP); that only
-		// matters when the command may ptrace PID 1.
-		unix.Kill(pid, unix.SIGKILL)
-		ch.conn.send(failure(StageLock, "confine init", "", err))
-		return 125
+	if ptrace {
+		if err := confineInit(nil, true); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return ch.fail(StageLock, confineError(err))
+		}
 	}
 	return ch.reap(pid)
 }
@@ -236,40 +245,36 @@ func (ch *child) stdio() ([]uintptr, error) {
 	return []uintptr{in, 1, 2}, nil
 }
 
-// startCommand locks a fresh thread down to what the command may have and
-// forks the command from it. Capabilities, no_new_privs and the seccomp
-// filter are per thread, and a fork inherits its thread's: so the command
-// gets them while PID 1's other threads keep running unfiltered (a
-// profile that denies, say, wait4 cannot break the reaper). The thread is
-// never unlocked, so it ends with its goroutine.
+// startCommand locks the calling thread down to what the command may have
+// and forks the command from it. Capabilities, no_new_privs and the
+// seccomp filter are per thread and a fork inherits its thread's, so this
+// is PID 1's own locked main thread: after it, PID 1 runs with the
+// command's filter and no set-up capabilities.
+// Preconditions: on the locked main thread, set-up done.
 func startCommand(s *childSpec, argv0 string, stdio []uintptr) (int, error) {
-	type started struct {
-		pid int
-		err error
+	if err := lockDown(s.OCI.Process, s.Seccomp); err != nil {
+		return 0, err
 	}
-	res := make(chan started, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := lockDown(s.OCI.Process, s.Seccomp); err != nil {
-			res <- started{err: err}
-			return
-		}
-		pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
-			Env:   s.OCI.Process.Env,
-			Files: stdio,
-			Sys: &syscall.SysProcAttr{
-				// A new session: without -t the command has no
-				// controlling terminal, so TIOCSTI cannot push input
-				// into the caller's.
-				Setsid:  true,
-				Setctty: s.OCI.Process.Terminal,
-				Ctty:    0,
-			},
-		})
-		res <- started{pid: pid, err: step("exec", s.OCI.Process.Args[0], err)}
-	}()
-	r := <-res
-	return r.pid, r.err
+	pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
+		Env:   s.OCI.Process.Env,
+		Files: stdio,
+		Sys: &syscall.SysProcAttr{
+			// A new session: without -t the command has no controlling
+			// terminal, so TIOCSTI cannot push input into the caller's.
+			Setsid:  true,
+			Setctty: s.OCI.Process.Terminal,
+			Ctty:    0,
+		},
+	})
+	if err != nil {
+		return 0, step("exec", s.OCI.Process.Args[0], err)
+	}
+	// This thread needs no capability from here on (it waits and writes
+	// to the sync socket); the set-up ones go.
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData
+	unix.Capset(&hdr, &none[0])
+	return pid, nil
 }
 
 // lockDown sets the calling thread's credentials to the command's: the
@@ -390,35 +395,36 @@ func checkExecutable(p string) error {
 	return unix.Access(p, unix.X_OK)
 }
 
-// confineInit gives PID 1 no more power than the command once the command
-// runs: every capability is dropped and the command's seccomp filter is
-// installed on every thread. A command granted CAP_SYS_PTRACE could
-// otherwise attach to PID 1 (non-dumpable stops only tracers without it)
-// and use its capabilities or its unfiltered system calls. From here on
-// PID 1 only waits and writes to the sync socket.
+// confineInit applies to every thread of PID 1 at once: the filter (and
+// no_new_privs, which it requires) when filter is set, and the loss of all
+// capabilities when dropCaps is.
 // Preconditions: a cgo-free binary (syscall.AllThreadsSyscall).
-func confineInit(filter []byte) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
-		return fmt.Errorf("drop capabilities: %w", errno)
+func confineInit(filter []byte, dropCaps bool) error {
+	if len(filter) > 0 {
+		if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
+			return fmt.Errorf("no_new_privs: %w", errno)
+		}
+		prog, err := seccomp.Decode(filter)
+		if err != nil {
+			return err
+		}
+		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+			return fmt.Errorf("seccomp: %w", errno)
+		}
 	}
-	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
-		return fmt.Errorf("no_new_privs: %w", errno)
-	}
-	if len(filter) == 0 {
-		return nil
-	}
-	prog, err := seccomp.Decode(filter)
-	if err != nil {
-		return err
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
-		return fmt.Errorf("seccomp: %w", errno)
+	if dropCaps {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+			return fmt.Errorf("drop capabilities: %w", errno)
+		}
 	}
 	return nil
 }
+
+// confineError names the step for the parent's explanation.
+func confineError(err error) error { return step("confine init", "", err) }
 
 func grants(p *specs.Process, capability string) bool {
 	if p.Capabilities == nil {
