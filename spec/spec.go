@@ -1,9 +1,7 @@
 package spec
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 
@@ -259,19 +257,4 @@ func overlaps(a, b, asz, bsz uint32) bool {
 
 func fmtMapping(m specs.LinuxIDMapping) string {
 	return fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size)
-}
-
-// Encode writes s as JSON.
-func (s *Spec) Encode(w io.Writer) error { return json.NewEncoder(w).Encode(s) }
-
-// Decode reads a Spec written by Encode. It does not re-validate: the
-// parent validated before sending.
-func Decode(r io.Reader) (*Spec, error) {
-	var s Spec
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("decode spec: %w", err)
-	}
-	return &s, nil
 }

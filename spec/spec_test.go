@@ -1,10 +1,7 @@
 package spec
 
 import (
-	"bytes"
 	"errors"
-	"reflect"
-	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -205,44 +202,6 @@ func TestOptions(t *testing.T) {
 		v, ok := OptionValue(m, tc.name)
 		if v != tc.value || ok != tc.valueOK {
 			t.Errorf("OptionValue(%q) = %q, %v; want %q, %v", tc.name, v, ok, tc.value, tc.valueOK)
-		}
-	}
-}
-
-func TestEncodeDecode(t *testing.T) {
-	s := validSpec()
-	s.Interactive = true
-	s.Debug = true
-	var b bytes.Buffer
-	if err := s.Encode(&b); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, s) {
-		t.Errorf("round trip changed the spec:\ngot  %+v\nwant %+v", got, s)
-	}
-	if err := got.Validate(); err != nil {
-		t.Errorf("decoded spec does not validate: %v", err)
-	}
-}
-
-func TestDecodeRejects(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want string
-	}{
-		{"unknown field", `{"oci":{},"idmap":"single","extra":1}`, `unknown field "extra"`},
-		{"not json", `{"oci":`, "unexpected EOF"},
-		{"wrong type", `{"idmap":5}`, "cannot unmarshal number"},
-	}
-	for _, tc := range tests {
-		_, err := Decode(strings.NewReader(tc.in))
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "decode spec: ") {
-			t.Errorf("%s: Decode(%s) = %v, want an error mentioning %q", tc.name, tc.in, err, tc.want)
 		}
 	}
 }

@@ -169,11 +169,9 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 	// The spec goes down the pipe while the child starts and the id maps
 	// are written. The child reads until EOF; a child that dies early
 	// makes the write fail, which its wait status then explains.
-	specDone := make(chan error, 1)
 	go func() {
-		err := json.NewEncoder(specW).Encode(newChildSpec(s))
+		json.NewEncoder(specW).Encode(newChildSpec(s))
 		specW.Close()
-		specDone <- err
 	}()
 
 	// From here on every failure kills the child before returning.

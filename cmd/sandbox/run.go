@@ -107,11 +107,8 @@ func cmdRun(e *env, args []string) (int, error) {
 		defer null.Close()
 		stdin = null
 	}
-	o := userns.Options{Stdin: stdin, Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr), Log: e.log, Start: started}
+	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
-	if mapper != nil {
-		o.Mapper = mapper
-	}
 	res, err := userns.Run(context.Background(), s, o)
 	if err != nil {
 		return 0, err
@@ -126,11 +123,13 @@ func sinceMs(t time.Time) string {
 	return fmt.Sprintf("%.2f", float64(time.Since(t).Microseconds())/1000)
 }
 
-func fileOf(w any) *os.File {
+// fileOf is the file behind w, which the sandbox's processes inherit, or
+// fallback when w is not one.
+func fileOf(w any, fallback *os.File) *os.File {
 	if f, ok := w.(*os.File); ok {
 		return f
 	}
-	return os.Stderr
+	return fallback
 }
 
 // planRun turns the flags into a frozen spec and, when the full map is
@@ -170,7 +169,7 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 		in.EnvFiles = append(in.EnvFiles, profiles.EnvFile{Path: p, Data: b})
 	}
 	if f.tty {
-		for _, fd := range []int{int(e.stdin.Fd()), int(fileOf(e.stdout).Fd())} {
+		for _, fd := range []int{int(e.stdin.Fd()), int(fileOf(e.stdout, os.Stdout).Fd())} {
 			if w, h, err := term.GetSize(fd); err == nil {
 				in.ConsoleSize = &specs.Box{Width: uint(w), Height: uint(h)}
 				break
@@ -190,15 +189,12 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 	if err != nil {
 		return nil, nil, err
 	}
-	if mapper == nil {
-		return s, nil, nil
-	}
 	return s, mapper, nil
 }
 
 // planIDs decides the id maps for in and returns the mapper that writes
 // them (nil for a single map, which the runtime writes itself).
-func planIDs(e *env, f *runFlags, in *profiles.Inputs, name string) (*helperMapper, error) {
+func planIDs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.IDMapper, error) {
 	pathEnv := os.Getenv("PATH")
 	explicit := len(f.uidmap) > 0 || len(f.gidmap) > 0
 	switch f.userns {
