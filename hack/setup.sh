@@ -31,6 +31,9 @@ PACKAGES=(
 	crun             # bench peer
 	hyperfine        # make bench
 	busybox-static   # test rootfs fixtures
+	docker-registry  # a real OCI distribution registry on loopback (image tests)
+	skopeo           # reads and pushes test images as an independent tool
+	umoci            # unpacks test images as an independent tool
 	iperf3           # network bench
 	tmux             # driving interactive runs in tests
 	util-linux       # unshare, runuser, nsenter
@@ -43,11 +46,9 @@ PACKAGES=(
 	gcc              # cgo, for go test -race
 	shellcheck       # make lint on the shell scripts
 )
-# Left out until the issues that need them (image store, registry, cgroup v2
-# guest); add them to PACKAGES then:
-#   docker-registry  a real OCI distribution registry on loopback (image tests)
-#   skopeo umoci     building test images without network
-#   podman           bench peer for image runs (use --runtime runc here)
+# Left out until the issues that need them (image runs, cgroup v2 guest);
+# add them to PACKAGES then:
+#   podman runc      bench peers for image runs (podman --runtime runc here)
 #   qemu-system-x86 debootstrap   the systemd + cgroup v2 guest
 
 say() { printf 'setup: %s\n' "$*"; }
