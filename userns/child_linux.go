@@ -32,7 +32,7 @@ func InitMain(args []string) int {
 	runtime.LockOSThread()
 	start := time.Now()
 
-	syncFD, specFD, err := parseInitArgs(args)
+	syncFD, specFD, prewarm, err := parseInitArgs(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %s is internal and not for direct use: %v\n", InitCommand, err)
 		return 125
@@ -47,6 +47,9 @@ func InitMain(args []string) int {
 	if err := c.send(message{Kind: msgHello}); err != nil {
 		return 125
 	}
+	if prewarm {
+		prewarmDecoder()
+	}
 	// The parent writes the spec into the pipe after spawning us, while
 	// the id maps are being written; reading it overlaps that wait.
 	specFile := os.NewFile(uintptr(specFD), "spec")
@@ -60,25 +63,72 @@ func InitMain(args []string) int {
 	ch := &child{conn: c, spec: s}
 	ch.mark(StageStart, start)
 	ch.mark("decoded", decoded)
-	m, _, err := c.recv()
+	m, fds, err := c.recv()
 	ch.mark("continued", time.Now())
 	if err != nil || m.Kind != msgContinue {
 		// The parent went away or failed to map ids; it reports that.
+		closeAll(fds)
 		return 125
+	}
+	if m.Adopted {
+		if err := adopted(c, fds); err != nil {
+			c.send(failure(StageStart, "adopt", "", err))
+			return 125
+		}
+	} else {
+		closeAll(fds)
 	}
 	return ch.run()
 }
 
-func parseInitArgs(args []string) (syncFD, specFD int, err error) {
+// adopted switches an init that a pre-spawner cloned over to the process
+// that took it: that process's stdin, stdout and stderr (attached to
+// continue) become ours, and our life is tied to its end of the sync
+// socket instead of to the pre-spawner's thread, which may end first.
+func adopted(c conn, stdio []int) error {
+	if len(stdio) != 3 {
+		closeAll(stdio)
+		return fmt.Errorf("continue carried %d fds, want 3", len(stdio))
+	}
+	for i, fd := range stdio {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			closeAll(stdio)
+			return err
+		}
+	}
+	closeAll(stdio)
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+		return err
+	}
+	// Nothing more comes from the adopter after continue; its end of the
+	// socket closing means it died, and so does the sandbox: PID 1
+	// exiting makes the kernel kill every process in the namespace.
+	go func() {
+		for {
+			if _, fds, err := c.recv(); err != nil {
+				os.Exit(137)
+			} else {
+				closeAll(fds)
+			}
+		}
+	}()
+	return nil
+}
+
+func parseInitArgs(args []string) (syncFD, specFD int, prewarm bool, err error) {
 	syncFD, specFD = -1, -1
 	for _, a := range args {
+		if a == "--prewarm" {
+			prewarm = true
+			continue
+		}
 		name, val, ok := strings.Cut(a, "=")
 		if !ok {
-			return 0, 0, fmt.Errorf("unexpected argument %q", a)
+			return 0, 0, false, fmt.Errorf("unexpected argument %q", a)
 		}
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 3 {
-			return 0, 0, fmt.Errorf("bad fd in %q", a)
+			return 0, 0, false, fmt.Errorf("bad fd in %q", a)
 		}
 		switch name {
 		case "--sync-fd":
@@ -86,13 +136,13 @@ func parseInitArgs(args []string) (syncFD, specFD int, err error) {
 		case "--spec-fd":
 			specFD = n
 		default:
-			return 0, 0, fmt.Errorf("unknown argument %q", a)
+			return 0, 0, false, fmt.Errorf("unknown argument %q", a)
 		}
 	}
 	if syncFD < 0 || specFD < 0 {
-		return 0, 0, errors.New("--sync-fd and --spec-fd are required")
+		return 0, 0, false, errors.New("--sync-fd and --spec-fd are required")
 	}
-	return syncFD, specFD, nil
+	return syncFD, specFD, prewarm, nil
 }
 
 // child is the state of the child stage.

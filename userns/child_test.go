@@ -15,11 +15,13 @@ func TestParseInitArgs(t *testing.T) {
 	tests := []struct {
 		args             []string
 		wantSync, wantSp int
+		wantPrewarm      bool
 		wantErr          string // substring; empty: no error
 	}{
 		{args: []string{"--sync-fd=3", "--spec-fd=4"}, wantSync: 3, wantSp: 4},
 		{args: []string{"--spec-fd=4", "--sync-fd=3"}, wantSync: 3, wantSp: 4},
 		{args: []string{"--sync-fd=10", "--spec-fd=11"}, wantSync: 10, wantSp: 11},
+		{args: []string{"--sync-fd=3", "--spec-fd=4", "--prewarm"}, wantSync: 3, wantSp: 4, wantPrewarm: true},
 		{args: nil, wantErr: "--sync-fd and --spec-fd are required"},
 		{args: []string{"--sync-fd=3"}, wantErr: "--sync-fd and --spec-fd are required"},
 		{args: []string{"--spec-fd=4"}, wantErr: "--sync-fd and --spec-fd are required"},
@@ -33,9 +35,9 @@ func TestParseInitArgs(t *testing.T) {
 		{args: []string{"true"}, wantErr: `unexpected argument "true"`},
 	}
 	for _, tc := range tests {
-		syncFD, specFD, err := parseInitArgs(tc.args)
+		syncFD, specFD, prewarm, err := parseInitArgs(tc.args)
 		if tc.wantErr == "" {
-			if err != nil || syncFD != tc.wantSync || specFD != tc.wantSp {
+			if err != nil || syncFD != tc.wantSync || specFD != tc.wantSp || prewarm != tc.wantPrewarm {
 				t.Errorf("parseInitArgs(%q) = %d, %d, %v; want %d, %d, nil", tc.args, syncFD, specFD, err, tc.wantSync, tc.wantSp)
 			}
 			continue

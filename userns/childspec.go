@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -53,4 +54,20 @@ func decodeChildSpec(r io.Reader) (*childSpec, error) {
 		return nil, fmt.Errorf("decode spec: no process")
 	}
 	return &s, nil
+}
+
+// prewarmSample touches every type in childSpec, so decoding it builds
+// encoding/json's per-type caches.
+const prewarmSample = `{"oci":{"process":{"terminal":true,"consoleSize":{"height":1,"width":1},` +
+	`"user":{"uid":1,"gid":1,"additionalGids":[1]},"args":["x"],"env":["A=b"],"cwd":"/",` +
+	`"capabilities":{"bounding":["x"],"effective":["x"],"inheritable":["x"],"permitted":["x"],"ambient":["x"]},` +
+	`"rlimits":[{"type":"x","hard":1,"soft":1}],"noNewPrivileges":true},"hostname":"x",` +
+	`"mounts":[{"destination":"/x","type":"x","source":"x","options":["x"]}],` +
+	`"linux":{"maskedPaths":["x"],"readonlyPaths":["x"]}},` +
+	`"symlinks":[{"target":"x","path":"/x"}],"interactive":true,"debug":true,"seccomp":"AAAA"}`
+
+// prewarmDecoder decodes a sample spec, which takes the one-time cost of
+// decoding off the path of an init spawned ahead of its spec.
+func prewarmDecoder() {
+	decodeChildSpec(strings.NewReader(prewarmSample))
 }

@@ -65,3 +65,13 @@ func TestDecodeChildSpecRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestPrewarmSampleDecodes(t *testing.T) {
+	s, err := decodeChildSpec(strings.NewReader(prewarmSample))
+	if err != nil {
+		t.Fatalf("the prewarm sample must decode like a real spec: %v", err)
+	}
+	if len(s.Symlinks) != 1 || s.Symlinks[0].Path != "/x" || len(s.OCI.Mounts) != 1 || s.OCI.Process.Capabilities == nil {
+		t.Errorf("the prewarm sample left types untouched: %+v", s)
+	}
+}

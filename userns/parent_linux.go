@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"sandbox/spec"
 )
 
@@ -79,6 +81,57 @@ var forwarded = []os.Signal{
 // how it ended. Errors before the command started are *SpawnError,
 // *MapError, *ChildError or *ProtocolError.
 func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
+	sp, err := Spawn(ctx, SpawnConfigFor(s, o.Mapper), s, o)
+	if err != nil {
+		return Result{}, err
+	}
+	return sp.Run(ctx, s, o)
+}
+
+// SpawnConfig is what has to be fixed when the sandbox is cloned, before
+// its spec is known: the capabilities the set-up runs with and how the id
+// maps are written.
+type SpawnConfig struct {
+	// Caps are raised as ambient capabilities across the exec (SetupCaps).
+	Caps []uintptr
+	// Mapper writes the maps; when nil, UIDs and GIDs are single maps the
+	// Go runtime writes at clone time.
+	Mapper     IDMapper
+	UIDs, GIDs []specs.LinuxIDMapping
+	// Prewarm has the init prepare for decoding its spec while it waits,
+	// for inits spawned ahead of time whose spec comes later.
+	Prewarm bool
+}
+
+// SpawnConfigFor is the spawn configuration that runs s.
+func SpawnConfigFor(s *spec.Spec, m IDMapper) SpawnConfig {
+	c := SpawnConfig{Caps: SetupCaps(s), Mapper: m}
+	if m == nil {
+		c.UIDs, c.GIDs = s.OCI.Linux.UIDMappings, s.OCI.Linux.GIDMappings
+	}
+	return c
+}
+
+// Spawned is a sandbox's init, cloned into its namespaces with its id maps
+// written, waiting for its spec and the continue message.
+type Spawned struct {
+	pid   int
+	sync  conn
+	specW *os.File
+	// pidfd refers to the init; -1 until Pidfd or Adopt sets it.
+	pidfd int
+	// waitc delivers the init's wait status; nil when the init was adopted
+	// from the process that spawned it, which keeps reaping it.
+	waitc   chan syscall.WaitStatus
+	adopted bool
+	// specSent is set when the spec was written during Spawn.
+	specSent bool
+}
+
+// Spawn clones the init into new namespaces and writes its id maps. When s
+// is not nil its spec is written while the maps are, which takes it off
+// the critical path. Errors are *SpawnError or *MapError.
+func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawned, error) {
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -93,20 +146,19 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return Result{}, fmt.Errorf("sync socket: %w", err)
+		return nil, fmt.Errorf("sync socket: %w", err)
 	}
 	parentEnd := conn{os.NewFile(uintptr(fds[0]), "sync-parent")}
 	childEnd := os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parentEnd.f.Close()
 	defer childEnd.Close()
 
 	var specPipe [2]int
 	if err := unix.Pipe2(specPipe[:], unix.O_CLOEXEC); err != nil {
-		return Result{}, fmt.Errorf("spec pipe: %w", err)
+		parentEnd.f.Close()
+		return nil, fmt.Errorf("spec pipe: %w", err)
 	}
 	specR, specW := os.NewFile(uintptr(specPipe[0]), "spec-r"), os.NewFile(uintptr(specPipe[1]), "spec-w")
 	defer specR.Close()
-	defer specW.Close()
 
 	sys := &syscall.SysProcAttr{
 		Cloneflags: cloneFlags,
@@ -117,19 +169,33 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		// The set-up needs capabilities in the new user namespace after
 		// exec, while our uid inside is still unmapped or not 0, so they
 		// are carried through exec as ambient capabilities.
-		AmbientCaps: setupCaps(s),
+		AmbientCaps: c.Caps,
 	}
-	if o.Mapper == nil {
-		sys.UidMappings = toSyscallMaps(s.OCI.Linux.UIDMappings)
-		sys.GidMappings = toSyscallMaps(s.OCI.Linux.GIDMappings)
+	if c.Mapper == nil {
+		sys.UidMappings = toSyscallMaps(c.UIDs)
+		sys.GidMappings = toSyscallMaps(c.GIDs)
 		sys.GidMappingsEnableSetgroups = false
 	}
+	stdin, stdout, stderr := o.Stdin, o.Stdout, o.Stderr
+	if stdin == nil || stdout == nil || stderr == nil {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			parentEnd.f.Close()
+			specW.Close()
+			return nil, err
+		}
+		defer null.Close()
+		stdin, stdout, stderr = orFile(stdin, null), orFile(stdout, null), orFile(stderr, null)
+	}
 	attr := &syscall.ProcAttr{
-		Files: []uintptr{o.Stdin.Fd(), o.Stdout.Fd(), o.Stderr.Fd(), childEnd.Fd(), specR.Fd()},
+		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd(), childEnd.Fd(), specR.Fd()},
 		Env:   []string{},
 		Sys:   sys,
 	}
 	argv := []string{"sandbox", InitCommand, "--sync-fd=3", "--spec-fd=4"}
+	if c.Prewarm {
+		argv = append(argv, "--prewarm")
+	}
 
 	type started struct {
 		pid int
@@ -159,46 +225,146 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 	}()
 	st := <-startc
 	if st.err != nil {
-		return Result{}, &SpawnError{Err: unwrapPathError(st.err)}
+		parentEnd.f.Close()
+		specW.Close()
+		return nil, &SpawnError{Err: unwrapPathError(st.err)}
 	}
-	childEnd.Close()
-	specR.Close()
-	pid := st.pid
+	sp := &Spawned{pid: st.pid, sync: parentEnd, specW: specW, pidfd: -1, waitc: waitc}
 	stage("spawned", time.Now())
 
-	// The spec goes down the pipe while the child starts and the id maps
-	// are written. The child reads until EOF; a child that dies early
-	// makes the write fail, which its wait status then explains.
-	go func() {
-		json.NewEncoder(specW).Encode(newChildSpec(s))
-		specW.Close()
-	}()
-
-	// From here on every failure kills the child before returning.
-	kill := func() {
-		unix.Kill(pid, unix.SIGKILL)
-		<-waitc
+	if s != nil {
+		// The spec goes down the pipe while the child starts and the id
+		// maps are written. The child reads until EOF; a child that dies
+		// early makes the write fail, which its wait status then explains.
+		sp.specSent = true
+		go sp.writeSpec(s)
 	}
-	if o.Mapper != nil {
-		if err := o.Mapper.MapIDs(ctx, pid); err != nil {
-			kill()
-			return Result{}, &MapError{Err: err}
+	if c.Mapper != nil {
+		if err := c.Mapper.MapIDs(ctx, sp.pid); err != nil {
+			sp.Kill()
+			return nil, &MapError{Err: err}
 		}
 		stage("idmapped", time.Now())
 	}
-	if err := parentEnd.send(message{Kind: msgContinue}); err != nil {
+	return sp, nil
+}
+
+func orFile(f, fallback *os.File) *os.File {
+	if f == nil {
+		return fallback
+	}
+	return f
+}
+
+func (sp *Spawned) writeSpec(s *spec.Spec) {
+	json.NewEncoder(sp.specW).Encode(newChildSpec(s))
+	sp.specW.Close()
+}
+
+// Pid is the init's pid in the caller's PID namespace.
+func (sp *Spawned) Pid() int { return sp.pid }
+
+// Kill ends the init and releases what refers to it.
+func (sp *Spawned) Kill() {
+	if sp.pidfd >= 0 {
+		unix.PidfdSendSignal(sp.pidfd, unix.SIGKILL, nil, 0)
+	} else if sp.pid > 0 {
+		unix.Kill(sp.pid, unix.SIGKILL)
+	}
+	if sp.waitc != nil {
+		<-sp.waitc
+	}
+	sp.release()
+}
+
+func (sp *Spawned) release() {
+	sp.sync.f.Close()
+	sp.specW.Close()
+	if sp.pidfd >= 0 {
+		unix.Close(sp.pidfd)
+		sp.pidfd = -1
+	}
+}
+
+// HandOff returns what another process needs to Adopt the init: the sync
+// socket, the spec pipe and a pidfd, in that order, and lets go of them
+// here. The caller sends them on and closes them. The init stays this
+// process's child: its parent-death signal is tied to the thread that
+// spawned it until the adopter's continue clears it, and this process
+// keeps reaping it.
+func (sp *Spawned) HandOff() ([]*os.File, error) {
+	if sp.specSent {
+		return nil, errors.New("hand off: the spec was already sent")
+	}
+	fd, err := unix.PidfdOpen(sp.pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open: %w", err)
+	}
+	files := []*os.File{sp.sync.f, sp.specW, os.NewFile(uintptr(fd), "init-pidfd")}
+	sp.sync.f, sp.specW = nil, nil
+	return files, nil
+}
+
+// Adopt takes over an init another process spawned and handed off: its
+// sync socket, spec pipe and pidfd.
+func Adopt(sync, specW, pidfd *os.File) (*Spawned, error) {
+	fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	pidfd.Close()
+	if err != nil {
+		sync.Close()
+		specW.Close()
+		return nil, fmt.Errorf("adopt: %w", err)
+	}
+	return &Spawned{sync: conn{sync}, specW: specW, pidfd: fd, adopted: true}, nil
+}
+
+// Run sends the spec (unless Spawn did) and the continue message, then
+// relays signals and the terminal until the command ends.
+func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t0 := o.Start
+	if t0.IsZero() {
+		t0 = time.Now()
+	}
+	stage := func(name string, at time.Time) {
+		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
+	}
+	defer sp.release()
+	if !sp.specSent {
+		sp.specSent = true
+		go sp.writeSpec(s)
+	}
+	kill := sp.Kill
+	cont := message{Kind: msgContinue}
+	var stdio []int
+	if sp.adopted {
+		// The init was cloned elsewhere: it gets our standard streams
+		// now, and from here on its life is tied to this socket instead
+		// of its parent's thread.
+		cont.Adopted = true
+		in, out, errf := o.Stdin, o.Stdout, o.Stderr
+		if in == nil || out == nil || errf == nil {
+			return Result{}, &ProtocolError{Detail: "an adopted sandbox needs stdin, stdout and stderr"}
+		}
+		stdio = []int{int(in.Fd()), int(out.Fd()), int(errf.Fd())}
+	}
+	if err := sp.sync.send(cont, stdio...); err != nil {
 		kill()
 		return Result{}, &ProtocolError{Detail: "send continue: " + err.Error()}
 	}
 	// After continue, so it is off the child's critical path. A signal
 	// that arrives before is handled by the default action, which ends
-	// the CLI and, through the parent-death signal, the sandbox.
+	// the CLI and, through the parent-death signal or the closed socket,
+	// the sandbox.
 	sigch := make(chan os.Signal, 16)
 	signal.Notify(sigch, forwarded...)
 	defer signal.Stop(sigch)
 
 	msgs := make(chan received, 4)
-	go readMessages(parentEnd, msgs)
+	go readMessages(sp.sync, msgs)
 
 	timeout := o.SetupTimeout
 	if timeout == 0 {
@@ -220,6 +386,41 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 			tty.stop()
 		}
 	}()
+	// ended turns how the init ended into the result; ws is nil when the
+	// init is not our child and only its socket tells that it is gone.
+	ended := func(ws *syscall.WaitStatus) (Result, error) {
+		if tty != nil {
+			tty.finish()
+		}
+		stage("exited", time.Now())
+		if childErr != nil {
+			return Result{}, childErr
+		}
+		if exitMsg != nil {
+			if exitMsg.Signal != 0 {
+				return Result{ExitCode: 128 + exitMsg.Signal, Signal: syscall.Signal(exitMsg.Signal)}, nil
+			}
+			return Result{ExitCode: exitMsg.Status}, nil
+		}
+		if ws == nil {
+			if !ready {
+				return Result{}, &ProtocolError{Detail: "the sandbox's init exited during set-up"}
+			}
+			return Result{}, &ProtocolError{Detail: "the sandbox's init ended without reporting how the command ended"}
+		}
+		if !ready {
+			return Result{}, &ProtocolError{Detail: "the sandbox's init exited during set-up (" + describeStatus(*ws) + ")"}
+		}
+		if ws.Signaled() {
+			return Result{ExitCode: 128 + int(ws.Signal()), Signal: ws.Signal()}, nil
+		}
+		return Result{ExitCode: ws.ExitStatus()}, nil
+	}
+	var gone chan struct{}
+	if sp.adopted {
+		gone = make(chan struct{})
+		go waitPidfd(sp.pidfd, gone)
+	}
 	for {
 		select {
 		case r, ok := <-msgs:
@@ -283,7 +484,21 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 		case <-ctx.Done():
 			kill()
 			return Result{}, ctx.Err()
-		case ws := <-waitc:
+		case <-gone:
+			// Adopted: the init is not our child, its pidfd tells that it
+			// is gone, and only after the kernel emptied its PID
+			// namespace. What it sent is all in the socket by then.
+			for r := range orClosed(msgs) {
+				if r.err == nil && r.m.Kind == msgExit {
+					m := r.m
+					exitMsg = &m
+				} else if r.err == nil && r.m.Kind == msgFailed {
+					childErr = r.m.childError()
+				}
+				closeAll(r.fds)
+			}
+			return ended(nil)
+		case ws := <-sp.waitc:
 			// Drain what the child sent before it exited; msgs is nil
 			// when the reader already saw the end of the socket.
 			for r := range orClosed(msgs) {
@@ -295,26 +510,18 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
 				}
 				closeAll(r.fds)
 			}
-			if tty != nil {
-				tty.finish()
-			}
-			stage("exited", time.Now())
-			if childErr != nil {
-				return Result{}, childErr
-			}
-			if exitMsg != nil {
-				if exitMsg.Signal != 0 {
-					return Result{ExitCode: 128 + exitMsg.Signal, Signal: syscall.Signal(exitMsg.Signal)}, nil
-				}
-				return Result{ExitCode: exitMsg.Status}, nil
-			}
-			if !ready {
-				return Result{}, &ProtocolError{Detail: "the sandbox's init exited during set-up (" + describeStatus(ws) + ")"}
-			}
-			if ws.Signaled() {
-				return Result{ExitCode: 128 + int(ws.Signal()), Signal: ws.Signal()}, nil
-			}
-			return Result{ExitCode: ws.ExitStatus()}, nil
+			return ended(&ws)
+		}
+	}
+}
+
+// waitPidfd closes gone when the process behind pidfd has exited.
+func waitPidfd(pidfd int, gone chan<- struct{}) {
+	defer close(gone)
+	pfd := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(pfd, -1); err != unix.EINTR {
+			return
 		}
 	}
 }
@@ -328,10 +535,10 @@ func orClosed(c chan received) chan received {
 	return c
 }
 
-// setupCaps are the child's capabilities: CAP_SYS_ADMIN for the mounts,
+// SetupCaps are the child's capabilities: CAP_SYS_ADMIN for the mounts,
 // CAP_SETPCAP to shrink the bounding set, and whatever the command is
 // granted, which it must hold to pass on.
-func setupCaps(s *spec.Spec) []uintptr {
+func SetupCaps(s *spec.Spec) []uintptr {
 	caps := []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP}
 	if c := s.OCI.Process.Capabilities; c != nil {
 		for _, name := range c.Ambient {

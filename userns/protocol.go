@@ -22,6 +22,14 @@ package userns
 //	signals go to the command's pidfd          reap every child (blocking wait4)
 //	                             ◀──────────── exit     (command ended)
 //
+// A pre-spawner (package prespawn) runs the part up to continue ahead of
+// time (Spawn) and hands the parent end of the socket, the spec pipe and a
+// pidfd of the child to the run that takes it (Adopt). That run's continue
+// carries its stdin, stdout and stderr and says adopted: the child puts
+// them on fds 0-2, clears its parent-death signal (its parent is the
+// pre-spawner, which may exit first) and from then on exits when the
+// socket's other end closes. The adopter learns the end from the pidfd.
+//
 // hello only tells the parent the child is alive; continue does not wait
 // for it. At any point before ready the child may send failed instead, and
 // then exits. EOF on the socket before exit means the child died; the
@@ -66,6 +74,10 @@ type message struct {
 	Path   string `json:"path,omitempty"`
 	Errno  int    `json:"errno,omitempty"`
 	Detail string `json:"detail,omitempty"`
+
+	// continue: the init was spawned by another process and handed off;
+	// the caller's stdin, stdout and stderr are attached.
+	Adopted bool `json:"adopted,omitempty"`
 
 	// ready
 	Pid int `json:"pid,omitempty"`

@@ -18,6 +18,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == userns.InitCommand {
 		os.Exit(userns.InitMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == prespawnCommand {
+		os.Exit(prespawnMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == preflight.ProbeCommand {
 		os.Exit(preflight.ProbeMain(os.Args[2:]))
 	}

@@ -40,6 +40,7 @@ type runFlags struct {
 	capAdd      []string
 	capDrop     []string
 	securityOpt []string
+	prespawn    string
 }
 
 const runUsage = `Usage: sandbox run [OPTIONS] [--] COMMAND [ARG...]
@@ -78,6 +79,7 @@ func cmdRun(e *env, args []string) (int, error) {
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "grant the command `CAP` (e.g. NET_RAW, or ALL)")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "remove `CAP` from the bounding set (or ALL)")
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "`OPT`: seccomp=FILE|unconfined, mask=PATH[:PATH], unmask=PATH[:PATH]|ALL")
+	fs.StringVar(&f.prespawn, "prespawn", defaultPrespawn.String(), "keep a sandbox spawned ahead for the next run for `DURATION` after this one, or off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0, errHelp
@@ -92,6 +94,10 @@ func cmdRun(e *env, args []string) (int, error) {
 		return 0, &usageError{msg: "no command given", fix: "sandbox run [OPTIONS] -- COMMAND [ARG...]"}
 	}
 
+	keep, err := parsePrespawn(f.prespawn)
+	if err != nil {
+		return 0, err
+	}
 	s, mapper, err := planRun(e, &f, argv)
 	if err != nil {
 		return 0, err
@@ -109,7 +115,13 @@ func cmdRun(e *env, args []string) (int, error) {
 	}
 	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
-	res, err := userns.Run(context.Background(), s, o)
+	var res userns.Result
+	if t := takePrespawned(e, s, mapper, keep); t != nil {
+		res, err = t.Sandbox.Run(context.Background(), s, o)
+		t.Done()
+	} else {
+		res, err = userns.Run(context.Background(), s, o)
+	}
 	if err != nil {
 		return 0, err
 	}

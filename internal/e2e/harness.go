@@ -57,7 +57,20 @@ func Main(m *testing.M, suite, tmpPrefix string, helpers ...*Helper) int {
 	for _, h := range helpers {
 		h.build(tmp)
 	}
-	return m.Run()
+	// The suite's runs share a run-time directory of their own, so the
+	// pre-spawners they start are the suite's, and are stopped with it.
+	run := filepath.Join(tmp, "xdg-run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", suite, err)
+		return 1
+	}
+	os.Setenv("XDG_RUNTIME_DIR", run)
+	code := m.Run()
+	if err := StopPrespawners(run); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", suite, err)
+		code = 1
+	}
+	return code
 }
 
 // GoBuild runs a static `go build` in dir.

@@ -95,9 +95,24 @@ for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; done; exit 0`
 
 // Guards teardown when the CLI itself is killed with SIGKILL: every
 // process of the sandbox dies, and no temp dir, runtime dir entry or mount
-// is left on the host.
+// is left on the host. Both ways a run starts: cloned by the CLI itself,
+// whose parent-death signal ends it, and taken from a pre-spawner, where
+// the end of the CLI's sync socket does.
 func TestKillDashNineLeavesNothing(t *testing.T) {
 	e2e.RequireUnprivileged(t)
+	t.Run("direct", func(t *testing.T) { killDashNine(t, "--prespawn=off") })
+	t.Run("prespawned", func(t *testing.T) {
+		wd := t.TempDir()
+		// The first run starts a pre-spawner; the one under test takes
+		// from it.
+		r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--debug", "--", "true")
+		e2e.WantExit(t, r, 0)
+		waitPrespawned(t, wd)
+		killDashNine(t, "--prespawn=1m")
+	})
+}
+
+func killDashNine(t *testing.T, prespawn string) {
 	wd := t.TempDir()
 	// The CLI gets a TMPDIR of its own, which must stay empty; the shared
 	// temp dir is compared too, for an implementation that ignores TMPDIR
@@ -116,7 +131,7 @@ func TestKillDashNineLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.DefaultTimeout)
 	defer cancel()
 	// 31.337 is a marker no other sleep on the machine uses.
-	cmd := exec.CommandContext(ctx, e2e.Bin, "run", "--", "sleep", "31.337")
+	cmd := exec.CommandContext(ctx, e2e.Bin, "run", "--debug", prespawn, "--", "sleep", "31.337")
 	cmd.Dir = wd
 	cmd.Env = e2e.EnvWith("TMPDIR=" + privateTmp)
 	cmd.WaitDelay = 5 * time.Second
@@ -127,15 +142,32 @@ func TestKillDashNineLeavesNothing(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 
+	// The sandbox: what runs below the CLI, and the marker with its
+	// parent, the sandbox's init, which a pre-spawner cloned when the run
+	// took a pre-spawned sandbox.
 	var tree []proc
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		tree = descendants(listProcs(), cmd.Process.Pid)
-		if slices.ContainsFunc(tree, isMarker) {
+		procs := listProcs()
+		tree = descendants(procs, cmd.Process.Pid)
+		var marker *proc
+		for _, p := range procs {
+			if isMarker(p) && p.state != 'Z' {
+				marker = &p
+				break
+			}
+		}
+		if marker != nil {
+			if !slices.ContainsFunc(tree, isMarker) {
+				tree = append(tree, *marker)
+				if init, ok := procs[marker.ppid]; ok {
+					tree = append(tree, init)
+				}
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the marker sleep never started below the CLI (pid %d); output: %s", cmd.Process.Pid, out.String())
+			t.Fatalf("the marker sleep never started (CLI pid %d); output: %s", cmd.Process.Pid, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -146,6 +178,13 @@ func TestKillDashNineLeavesNothing(t *testing.T) {
 	cmd.Wait()
 	if sig := exitSignal(cmd.ProcessState); sig != syscall.SIGKILL {
 		t.Fatalf("the CLI ended with %v, not by our SIGKILL", cmd.ProcessState)
+	}
+	wantMode := "mode=taken"
+	if prespawn == "--prespawn=off" {
+		wantMode = "mode=direct"
+	}
+	if !strings.Contains(out.String(), wantMode) {
+		t.Errorf("the run did not start as intended (%s): %s", wantMode, out.String())
 	}
 
 	// Teardown after the kill is the kernel's (PID 1 of the namespace

@@ -1,0 +1,114 @@
+package prespawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/userns"
+)
+
+// ErrNone: no pre-spawner serves this context; Start one for next time.
+var ErrNone = errors.New("no pre-spawner for this context")
+
+// Taken is a pre-spawned init and the connection to its pre-spawner.
+type Taken struct {
+	Sandbox *userns.Spawned
+	conn    int
+}
+
+// Done tells the pre-spawner that this run is over, so it may spawn the
+// next sandbox without taking CPU from this one's set-up and teardown.
+func (t *Taken) Done() {
+	if t.conn >= 0 {
+		unix.Close(t.conn)
+		t.conn = -1
+	}
+}
+
+// Take gets a pre-spawned init from the pre-spawner for key, waiting at
+// most wait for it to have one ready. The caller runs it with
+// (*userns.Spawned).Run and calls Done when the run is over. Any error
+// means: run directly.
+func Take(dir *os.File, key string, extra []string, wait time.Duration) (*Taken, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: inDir(dir, socketName(key))}); err != nil {
+		if err == unix.ENOENT || err == unix.ECONNREFUSED {
+			return nil, ErrNone
+		}
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	// The pre-spawner must be what its socket's name says: ours, in our
+	// context. Anything else in our directory is not trusted with the spec.
+	p, err := peerOf(fd)
+	if err != nil {
+		return nil, err
+	}
+	err = p.matches(key, extra)
+	p.close()
+	if err != nil {
+		return nil, fmt.Errorf("pre-spawner: %w", err)
+	}
+	tv := unix.NsecToTimeval(wait.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return nil, err
+	}
+	m, fds, err := recvHandoff(fd)
+	if err != nil {
+		if err == unix.EAGAIN {
+			return nil, fmt.Errorf("pre-spawner: nothing ready within %s", wait)
+		}
+		return nil, err
+	}
+	if m.Kind != "sandbox" || len(fds) != 3 {
+		closeAll(fds)
+		return nil, fmt.Errorf("pre-spawner refused: %s", m.Detail)
+	}
+	mounts, err := MountsHash("/proc/self")
+	if err != nil || mounts != m.Mounts {
+		// Closing the init's sync socket and spec pipe ends it.
+		closeAll(fds)
+		return nil, errors.New("pre-spawner: the mount table changed since the sandbox was spawned")
+	}
+	sp, err := userns.Adopt(os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "spec-w"), os.NewFile(uintptr(fds[2]), "init-pidfd"))
+	if err != nil {
+		return nil, err
+	}
+	keep = true
+	return &Taken{Sandbox: sp, conn: fd}, nil
+}
+
+// Start launches a pre-spawner in the background: "/proc/self/exe ARGS...",
+// with dir as fd 3, in a session of its own, with no terminal and an empty
+// environment. It is not waited for; it outlives the caller.
+func Start(dir *os.File, args []string) error {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	argv := append([]string{"sandbox"}, args...)
+	_, _, err = syscall.StartProcess("/proc/self/exe", argv, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), dir.Fd()},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("start pre-spawner: %w", err)
+	}
+	return nil
+}

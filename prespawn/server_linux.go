@@ -1,0 +1,229 @@
+package prespawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/userns"
+)
+
+// ServerConfig is what a pre-spawner needs.
+type ServerConfig struct {
+	// Dir is the checked socket directory (rundir.Open).
+	Dir *os.File
+	// Key is the fingerprint of the run that started the pre-spawner;
+	// it serves only if its own fingerprint is the same.
+	Key string
+	// Extra is the spawn configuration as the fingerprint takes it.
+	Extra []string
+	Spawn userns.SpawnConfig
+	// Idle is how long it waits for a run before it exits.
+	Idle time.Duration
+	Log  *slog.Logger
+}
+
+// ErrContext: the pre-spawner does not run in the context of the run that
+// started it (an exec-time LSM transition, say), so it would serve nobody.
+var ErrContext = errors.New("pre-spawner: its context differs from the run that started it")
+
+// Serve runs a pre-spawner until it has been idle for c.Idle or ctx ends.
+// It returns nil when another pre-spawner already serves the key.
+func Serve(ctx context.Context, c ServerConfig) error {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	own, err := Fingerprint("/proc/self", c.Extra)
+	if err != nil {
+		return err
+	}
+	if own != c.Key {
+		return ErrContext
+	}
+	dirfd := int(c.Dir.Fd())
+	lock, err := unix.Openat(dirfd, lockName(c.Key), unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	defer unix.Close(lock)
+	if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err == unix.EWOULDBLOCK {
+			return nil // another one serves this key
+		}
+		return fmt.Errorf("lock: %w", err)
+	}
+	// Holding the lock, any socket of this name is a dead one's.
+	unix.Unlinkat(dirfd, socketName(c.Key), 0)
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: inDir(c.Dir, socketName(c.Key))}); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	defer unix.Unlinkat(dirfd, socketName(c.Key), 0)
+	if err := unix.Listen(lfd, 16); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Debug("prespawn: serving", "key", c.Key, "idle", c.Idle)
+
+	var (
+		warm   *userns.Spawned
+		mounts string
+		// held are runs that took a sandbox and are not over yet; the
+		// next one is spawned when they are, or when a run asks for it.
+		held     []heldRun
+		lastTake = time.Now()
+	)
+	defer func() {
+		if warm != nil {
+			warm.Kill()
+		}
+		for _, h := range held {
+			unix.Close(h.fd)
+		}
+	}()
+	for {
+		if warm == nil && len(held) == 0 {
+			if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		wake := lastTake.Add(c.Idle)
+		if len(held) > 0 {
+			wake = now.Add(time.Second) // to notice ctx
+		}
+		pfds := []unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}
+		for _, h := range held {
+			pfds = append(pfds, unix.PollFd{Fd: int32(h.fd), Events: unix.POLLIN | unix.POLLRDHUP})
+			wake = earliest(wake, h.until)
+		}
+		ms := max(min(time.Until(wake).Milliseconds()+1, 1000), 0)
+		_, err := unix.Poll(pfds, int(ms))
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+		now = time.Now()
+		kept := held[:0]
+		for i, h := range held {
+			if pfds[i+1].Revents != 0 || now.After(h.until) {
+				unix.Close(h.fd)
+				continue
+			}
+			kept = append(kept, h)
+		}
+		held = kept
+		if pfds[0].Revents&unix.POLLIN != 0 {
+			cfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				if err == unix.EINTR || err == unix.EAGAIN || err == unix.ECONNABORTED {
+					continue
+				}
+				return fmt.Errorf("accept: %w", err)
+			}
+			if warm == nil {
+				// A run is waiting while others hold theirs: spawn now.
+				if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
+					unix.Close(cfd)
+					return err
+				}
+			}
+			handed, err := serveOne(cfd, c.Key, c.Extra, warm, mounts)
+			if err != nil {
+				log.Debug("prespawn: refused a connection", "err", err)
+			}
+			if !handed {
+				unix.Close(cfd)
+				continue
+			}
+			warm = nil
+			lastTake = now
+			// The run keeps the connection until it is over: spawning
+			// the next init meanwhile would take the CPU its set-up and
+			// teardown need. Bounded, for long runs.
+			held = append(held, heldRun{fd: cfd, until: now.Add(holdBound)})
+			continue
+		}
+		if len(held) == 0 && now.Sub(lastTake) >= c.Idle {
+			log.Debug("prespawn: idle, exiting")
+			return nil
+		}
+	}
+}
+
+// heldRun is the connection of a run that took a sandbox.
+type heldRun struct {
+	fd    int
+	until time.Time
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// holdBound bounds how long a run may hold the pre-spawner back.
+const holdBound = 2 * time.Second
+
+// spawnWarm spawns an init and takes the hash of the mount table it
+// copied: read before the clone and again after the maps are written, and
+// spawned again if a mount came or went in between.
+func spawnWarm(ctx context.Context, c userns.SpawnConfig) (*userns.Spawned, string, error) {
+	for range 3 {
+		before, err := MountsHash("/proc/self")
+		if err != nil {
+			return nil, "", err
+		}
+		sp, err := userns.Spawn(ctx, c, nil, userns.Options{})
+		if err != nil {
+			return nil, "", err
+		}
+		after, err := MountsHash("/proc/self")
+		if err == nil && after == before {
+			return sp, before, nil
+		}
+		sp.Kill()
+	}
+	return nil, "", errors.New("the mount table keeps changing")
+}
+
+// serveOne hands warm to the process on cfd if it runs in our context.
+func serveOne(cfd int, key string, extra []string, warm *userns.Spawned, mounts string) (bool, error) {
+	p, err := peerOf(cfd)
+	if err != nil {
+		return false, err
+	}
+	defer p.close()
+	if err := p.matches(key, extra); err != nil {
+		sendHandoff(cfd, handoff{Kind: "refused", Detail: err.Error()})
+		return false, err
+	}
+	files, err := warm.HandOff()
+	if err != nil {
+		return false, err
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	err = sendHandoff(cfd, handoff{Kind: "sandbox", Mounts: mounts}, fds...)
+	for _, f := range files {
+		f.Close()
+	}
+	// Handed off or not, this init is gone from here: if the send failed,
+	// closing our ends made it exit.
+	return true, err
+}

@@ -1,0 +1,336 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/internal/e2e"
+)
+
+// socketDir is where this suite's runs keep their pre-spawner sockets.
+func socketDir() string { return filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "sandbox") }
+
+// waitPrespawned waits (bounded) until a pre-spawner listens in the
+// suite's socket directory.
+func waitPrespawned(t *testing.T, wd string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		socks, _ := filepath.Glob(filepath.Join(socketDir(), "warm-*.sock"))
+		if len(socks) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pre-spawner socket appeared in %s", socketDir())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runMode is how a --debug run started: "taken" or "direct".
+func runMode(t *testing.T, r e2e.Result) string {
+	t.Helper()
+	for _, l := range e2e.Lines(r.Stderr) {
+		if strings.Contains(l, "msg=prespawn") {
+			if strings.Contains(l, "mode=taken") {
+				return "taken"
+			}
+			return "direct"
+		}
+	}
+	t.Fatalf("no prespawn line in --debug output:\n%s", r)
+	return ""
+}
+
+// A run after a first one takes a pre-spawned sandbox, and what runs in
+// it cannot tell: fresh namespaces for every run, the caller's ids and
+// directory, the same exit code, only the sandbox's processes.
+func TestPrespawnedRunIsAFreshSandbox(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	wd := t.TempDir()
+	o := e2e.RunOpts{Dir: wd}
+	// Namespace inode numbers are reused once a namespace is gone, so
+	// freshness shows in state: each run leaves a file in its /tmp for
+	// the next run to (not) find.
+	script := `test -e /tmp/left-by-a-run && echo found || echo clean; touch /tmp/left-by-a-run; readlink /proc/self/ns/user; id -u; pwd; ps -e -o pid= | wc -l; touch made-inside; exit 7`
+
+	first := e2e.RunSandbox(t, o, "run", "--debug", "--", "sh", "-c", script)
+	e2e.WantExit(t, first, 7)
+	waitPrespawned(t, wd)
+	second := e2e.RunSandbox(t, o, "run", "--debug", "--", "sh", "-c", script)
+	e2e.WantExit(t, second, 7)
+	third := e2e.RunSandbox(t, o, "run", "--debug", "--", "sh", "-c", script)
+	e2e.WantExit(t, third, 7)
+	if m := runMode(t, second); m != "taken" {
+		t.Fatalf("the second run started %s, want taken from the pre-spawner\n%s", m, second)
+	}
+	if m := runMode(t, third); m != "taken" {
+		t.Fatalf("the third run started %s\n%s", m, third)
+	}
+	a, b, c := e2e.Lines(first.Stdout), e2e.Lines(second.Stdout), e2e.Lines(third.Stdout)
+	if len(a) != 5 || len(b) != 5 || len(c) != 5 {
+		t.Fatalf("unexpected output:\n%s\n%s\n%s", first, second, third)
+	}
+	for i, out := range [][]string{a, b, c} {
+		if out[0] != "clean" {
+			t.Errorf("run %d found the file an earlier run left in its /tmp", i+1)
+		}
+	}
+	host, _ := os.Readlink("/proc/self/ns/user")
+	if b[1] == host {
+		t.Errorf("the taken sandbox runs in the caller's user namespace %s", host)
+	}
+	for i, want := range []string{strconv.Itoa(os.Getuid()), wd} {
+		if b[2+i] != want {
+			t.Errorf("line %d in a taken sandbox = %q, want %q", 3+i, b[2+i], want)
+		}
+	}
+	// sh, ps and wc, plus init: nothing of the pre-spawner is visible.
+	if b[4] != a[4] {
+		t.Errorf("a taken sandbox sees %s processes, a direct one %s", b[4], a[4])
+	}
+	fi, err := os.Stat(filepath.Join(wd, "made-inside"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != os.Getuid() {
+		t.Errorf("a file made in a taken sandbox belongs to uid %d", st.Uid)
+	}
+}
+
+// Guards concurrent runs: a run that keeps its sandbox does not make the
+// next one wait for it; that one is served too, at once.
+func TestPrespawnServesConcurrentRuns(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	wd := t.TempDir()
+	o := e2e.RunOpts{Dir: wd}
+	e2e.WantExit(t, e2e.RunSandbox(t, o, "run", "true"), 0)
+	waitPrespawned(t, wd)
+	long := make(chan e2e.Result, 1)
+	go func() {
+		r, _ := e2e.RunProg(o, e2e.Bin, "run", "--debug", "--", "sh", "-c", "echo started >&2; sleep 3")
+		long <- r
+	}()
+	// Once the long run has its sandbox, start the short one.
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	r := e2e.RunSandbox(t, o, "run", "--debug", "--", "true")
+	took := time.Since(start)
+	e2e.WantExit(t, r, 0)
+	if runMode(t, r) != "taken" {
+		t.Errorf("a run beside a long one started direct:\n%s", r)
+	}
+	select {
+	case l := <-long:
+		t.Errorf("the long run ended before the short one was done (after %s):\n%s", took, l)
+	default:
+	}
+	lr := <-long
+	e2e.WantExit(t, lr, 0)
+	if runMode(t, lr) != "taken" {
+		t.Errorf("the long run started direct:\n%s", lr)
+	}
+}
+
+// stdin, stdout and stderr of the CLI are the command's, also when the
+// sandbox was spawned by another process.
+func TestPrespawnedRunGetsTheCallersStreams(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	wd := t.TempDir()
+	e2e.WantExit(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "true"), 0)
+	waitPrespawned(t, wd)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd, Stdin: strings.NewReader("from the caller\n")},
+		"run", "--debug", "-i", "--", "sh", "-c", "cat; echo to-stderr >&2")
+	e2e.WantExit(t, r, 0)
+	if runMode(t, r) != "taken" {
+		t.Fatalf("not taken:\n%s", r)
+	}
+	if r.Stdout != "from the caller\n" || !strings.Contains(r.Stderr, "to-stderr") {
+		t.Errorf("streams of a taken sandbox:\n%s", r)
+	}
+}
+
+// Guards the pre-spawner against serving a run in another context: a run
+// with a different rlimit (here RLIMIT_CORE via prlimit) would get a
+// sandbox with the pre-spawner's limits, so it must not take one.
+func TestPrespawnNotTakenInAnotherContext(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	prlimit := e2e.RequireTool(t, "prlimit")
+	wd := t.TempDir()
+	o := e2e.RunOpts{Dir: wd}
+	e2e.WantExit(t, e2e.RunSandbox(t, o, "run", "true"), 0)
+	waitPrespawned(t, wd)
+	r := e2e.RunBounded(t, o, prlimit, "--core=12345:12345", e2e.Bin, "run", "--debug", "--", "sh", "-c", "grep 'core file' /proc/self/limits")
+	e2e.WantExit(t, r, 0)
+	if m := runMode(t, r); m != "direct" {
+		t.Errorf("a run with other rlimits started %s\n%s", m, r)
+	}
+	if f := strings.Fields(r.Stdout); len(f) < 7 || f[4] != "12345" || f[5] != "12345" {
+		t.Errorf("the command's core limit: %q, want 12345 12345 bytes", r.Stdout)
+	}
+}
+
+// Guards against a pre-spawner handing a sandbox to any process that can
+// reach its socket: a peer that is not a sandbox CLI in the same context
+// (here this test binary, another executable) is refused, and the
+// pre-spawned sandbox stays for the next real run.
+func TestPrespawnerRefusesOtherPeers(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	wd := t.TempDir()
+	e2e.WantExit(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "true"), 0)
+	waitPrespawned(t, wd)
+	socks, _ := filepath.Glob(filepath.Join(socketDir(), "warm-*.sock"))
+	for _, sock := range socks {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tv := unix.NsecToTimeval(int64(5 * time.Second))
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
+			unix.Close(fd)
+			continue // a pre-spawner that just went idle
+		}
+		buf, oob := make([]byte, 4096), make([]byte, 128)
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatalf("%s: %v", sock, err)
+		}
+		if oobn != 0 || !strings.Contains(string(buf[:n]), `"refused"`) {
+			t.Errorf("%s answered a foreign peer with %q and %d bytes of fds", sock, buf[:n], oobn)
+		}
+	}
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--debug", "--", "true")
+	e2e.WantExit(t, r, 0)
+	if runMode(t, r) != "taken" {
+		t.Errorf("after refusing a peer the pre-spawner did not serve a real run:\n%s", r)
+	}
+}
+
+// Guards the socket directory: one that others may enter, or a symlink in
+// its place, is not used (and nothing is created through the symlink);
+// the run goes direct and says why under --debug.
+func TestPrespawnUnsafeDirectoryIsNotUsed(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, run string) string // returns a dir that must stay empty
+		want string
+	}{
+		{"mode 0755", func(t *testing.T, run string) string {
+			d := filepath.Join(run, "sandbox")
+			os.Mkdir(d, 0o755)
+			os.Chmod(d, 0o755)
+			return d
+		}, "mode 0755"},
+		{"symlink", func(t *testing.T, run string) string {
+			target := t.TempDir()
+			os.Chmod(target, 0o700)
+			if err := os.Symlink(target, filepath.Join(run, "sandbox")); err != nil {
+				t.Fatal(err)
+			}
+			return target
+		}, "not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := t.TempDir()
+			empty := tc.make(t, run)
+			o := e2e.RunOpts{Env: e2e.EnvWith("XDG_RUNTIME_DIR=" + run)}
+			for range 2 {
+				r := e2e.RunSandbox(t, o, "run", "--debug", "--", "true")
+				e2e.WantExit(t, r, 0)
+				if runMode(t, r) != "direct" || !strings.Contains(r.Stderr, tc.want) {
+					t.Errorf("want a direct run saying %q:\n%s", tc.want, r)
+				}
+			}
+			if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+				t.Errorf("%s got %d entries", empty, len(ents))
+			}
+			if pids := e2e.Prespawners(run); len(pids) != 0 {
+				t.Errorf("pre-spawners started for an unsafe directory: %v", pids)
+			}
+		})
+	}
+}
+
+// --prespawn=off neither takes nor starts a pre-spawner; a short
+// --prespawn ends the pre-spawner it starts after that long idle, leaving
+// its directory empty.
+func TestPrespawnOffAndIdleExit(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	run := t.TempDir()
+	os.Chmod(run, 0o700)
+	o := e2e.RunOpts{Env: e2e.EnvWith("XDG_RUNTIME_DIR=" + run)}
+	r := e2e.RunSandbox(t, o, "run", "--debug", "--prespawn=off", "--", "true")
+	e2e.WantExit(t, r, 0)
+	if runMode(t, r) != "direct" || len(e2e.Prespawners(run)) != 0 {
+		t.Fatalf("--prespawn=off: %v\n%s", e2e.Prespawners(run), r)
+	}
+	if _, err := os.Stat(filepath.Join(run, "sandbox")); err == nil {
+		t.Error("--prespawn=off made a socket directory")
+	}
+
+	r = e2e.RunSandbox(t, o, "run", "--prespawn=1s", "--", "true")
+	e2e.WantExit(t, r, 0)
+	var pids []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pids) == 0 && time.Now().Before(deadline) {
+		pids = e2e.Prespawners(run)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("pre-spawners after a run: %v", pids)
+	}
+	// Its pre-spawned sandbox, once spawned.
+	var inits []proc
+	for len(inits) == 0 && time.Now().Before(deadline) {
+		inits = initsOf(pids[0])
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(inits) == 0 {
+		t.Fatalf("the pre-spawner %d spawned no sandbox", pids[0])
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for e2e.Running(pids[0]) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if e2e.Running(pids[0]) {
+		t.Fatalf("the pre-spawner %d is still there 10 s after a 1 s idle limit", pids[0])
+	}
+	// Its sandbox went with it, and it took its socket along.
+	socks, _ := filepath.Glob(filepath.Join(run, "sandbox", "warm-*.sock"))
+	if len(socks) != 0 {
+		t.Errorf("left behind: %v", socks)
+	}
+	for _, p := range inits {
+		if alive(p) {
+			t.Errorf("the idle pre-spawner's sandbox init %d outlived it", p.pid)
+		}
+	}
+}
+
+// initsOf lists the live `sandbox __init` children of pid.
+func initsOf(pid int) []proc {
+	var out []proc
+	for _, p := range listProcs() {
+		if p.ppid == pid && len(p.argv) > 1 && p.argv[1] == "__init" && alive(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
