@@ -53,20 +53,37 @@ func Take(dir *os.File, key string, extra []string, wait time.Duration) (*Taken,
 	}
 	// The pre-spawner must be what its socket's name says: ours, in our
 	// context. Anything else in our directory is not trusted with the spec.
+	// The check overlaps the pre-spawner's check of us; nothing is sent to
+	// it before both are done.
 	p, err := peerOf(fd)
 	if err != nil {
 		return nil, err
 	}
-	err = p.matches(key, extra)
-	p.close()
-	if err != nil {
-		return nil, fmt.Errorf("pre-spawner: %w", err)
+	type checked struct {
+		mounts string
+		err    error
 	}
+	check := make(chan checked, 1)
+	go func() {
+		defer p.close()
+		if err := p.matches(key, extra); err != nil {
+			check <- checked{err: fmt.Errorf("pre-spawner: %w", err)}
+			return
+		}
+		mounts, err := MountsHash("/proc/self")
+		check <- checked{mounts: mounts, err: err}
+	}()
 	tv := unix.NsecToTimeval(wait.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		<-check
 		return nil, err
 	}
 	m, fds, err := recvHandoff(fd)
+	c := <-check
+	if c.err != nil {
+		closeAll(fds)
+		return nil, c.err
+	}
 	if err != nil {
 		if err == unix.EAGAIN {
 			return nil, fmt.Errorf("pre-spawner: nothing ready within %s", wait)
@@ -77,8 +94,7 @@ func Take(dir *os.File, key string, extra []string, wait time.Duration) (*Taken,
 		closeAll(fds)
 		return nil, fmt.Errorf("pre-spawner refused: %s", m.Detail)
 	}
-	mounts, err := MountsHash("/proc/self")
-	if err != nil || mounts != m.Mounts {
+	if c.mounts != m.Mounts {
 		// Closing the init's sync socket and spec pipe ends it.
 		closeAll(fds)
 		return nil, errors.New("pre-spawner: the mount table changed since the sandbox was spawned")

@@ -209,3 +209,7 @@ func Default(o Options) *specs.LinuxSeccomp {
 	add(denied(), specs.ActErrno, errno(linuxEPERM))
 	return p
 }
+
+// DefaultProgram returns the compiled form of Default(Options{}), as
+// Encode gives it; the same bytes every call.
+func DefaultProgram() []byte { return []byte(defaultProgram) }

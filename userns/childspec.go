@@ -45,6 +45,11 @@ func newChildSpec(s *spec.Spec) *childSpec {
 	return c
 }
 
+// EncodeSpec is what the child reads of s, as sent down the spec pipe.
+func EncodeSpec(s *spec.Spec) ([]byte, error) {
+	return json.Marshal(newChildSpec(s))
+}
+
 func decodeChildSpec(r io.Reader) (*childSpec, error) {
 	var s childSpec
 	if err := json.NewDecoder(r).Decode(&s); err != nil {

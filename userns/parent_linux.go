@@ -2,7 +2,6 @@ package userns
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +40,8 @@ type Options struct {
 	// Start is the origin of the stage times logged under --debug
 	// (default: when Run was called).
 	Start time.Time
+	// SpecJSON, when set, is EncodeSpec of the spec, done ahead.
+	SpecJSON []byte
 }
 
 // Result is how the command ended.
@@ -237,7 +238,7 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 		// maps are written. The child reads until EOF; a child that dies
 		// early makes the write fail, which its wait status then explains.
 		sp.specSent = true
-		go sp.writeSpec(s)
+		go sp.writeSpec(s, o.SpecJSON)
 	}
 	if c.Mapper != nil {
 		if err := c.Mapper.MapIDs(ctx, sp.pid); err != nil {
@@ -256,8 +257,11 @@ func orFile(f, fallback *os.File) *os.File {
 	return f
 }
 
-func (sp *Spawned) writeSpec(s *spec.Spec) {
-	json.NewEncoder(sp.specW).Encode(newChildSpec(s))
+func (sp *Spawned) writeSpec(s *spec.Spec, encoded []byte) {
+	if encoded == nil {
+		encoded, _ = EncodeSpec(s)
+	}
+	sp.specW.Write(encoded)
 	sp.specW.Close()
 }
 
@@ -335,7 +339,7 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 	defer sp.release()
 	if !sp.specSent {
 		sp.specSent = true
-		go sp.writeSpec(s)
+		go sp.writeSpec(s, o.SpecJSON)
 	}
 	kill := sp.Kill
 	cont := message{Kind: msgContinue}

@@ -115,8 +115,17 @@ func cmdRun(e *env, args []string) (int, error) {
 	}
 	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
+	// Encoding the spec is cold work for this process; it overlaps finding
+	// a pre-spawned sandbox.
+	encoded := make(chan []byte, 1)
+	go func() {
+		b, _ := userns.EncodeSpec(s)
+		encoded <- b
+	}()
 	var res userns.Result
-	if t := takePrespawned(e, s, mapper, keep); t != nil {
+	t := takePrespawned(e, s, mapper, keep)
+	o.SpecJSON = <-encoded
+	if t != nil {
 		res, err = t.Sandbox.Run(context.Background(), s, o)
 		t.Done()
 	} else {
