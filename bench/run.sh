@@ -3,29 +3,47 @@
 # a user would pick instead, measured side by side in one hyperfine run
 # (`make bench`):
 #
-#   sandbox   bin/sandbox run -- /bin/true
+#   sandbox   bin/sandbox run -- /bin/true, taking a pre-spawned sandbox
+#             (the first run starts the pre-spawner; the warm-up covers it)
+#   direct    bin/sandbox run --prespawn=off -- /bin/true: cloned by the CLI
 #   bwrap     bubblewrap with the same set: all namespaces but the network
 #             kept off, host /usr and /etc read-only, cwd writable, private
 #             /tmp /proc /dev
 #   unshare   unshare -Urmpf --mount-proc: the floor (namespaces + one exec)
 #   true      /bin/true alone: process start-up
 #
+# Two passes: "latency", each run after a 100 ms pause (a user typing a
+# command, a build starting a tool now and then: the pre-spawner has its
+# next sandbox ready), and "back-to-back", runs as fast as they go (the
+# pre-spawner spawns the next sandbox while the run it served ends).
 # Then a few `sandbox run --debug` runs with their stage= timestamp lines.
 #
 # As root it runs hack/setup.sh, builds, and re-runs itself as the
 # unprivileged test user (rootless is what is measured); as any other user it
 # measures as that user. The hyperfine JSON lands in bench/out/.
-# Knobs: RUNS (200), WARMUP (20), SANDBOX=/path/to/binary (skip the build).
+# Knobs: RUNS (200, back-to-back), LAT_RUNS (60, latency), WARMUP (20),
+# SANDBOX=/path/to/binary (skip the build).
 # If sandbox fails to run /bin/true, the error is shown and the peers are
 # measured without it.
 set -uo pipefail
 
 RUNS=${RUNS:-200}
+LAT_RUNS=${LAT_RUNS:-60}
 WARMUP=${WARMUP:-20}
 TEST_USER=${TEST_USER:-sandbox-test}
 
-# measure DIR: run the bench in DIR (which holds ./sandbox), as whoever we are.
+# measure DIR: run the bench in DIR (which holds ./sandbox), as whoever we
+# are. The bench's pre-spawner keeps its socket below DIR and is stopped at
+# the end.
 measure() {
+	mkdir -m 0700 "$1/xdg-run" || return 1
+	XDG_RUNTIME_DIR=$1/xdg-run measure_in "$1"
+	local rc=$?
+	stop_prespawners "$1/xdg-run"
+	return "$rc"
+}
+
+measure_in() {
 	local dir=$1 sb=$1/sandbox
 	cd "$dir" || return 1
 	echo "bench: as $(id -un) (uid $(id -u)) in $dir; $(nproc) cpus, kernel $(uname -r)"
@@ -49,6 +67,7 @@ measure() {
 	# name|command, in hyperfine's words (-N: no shell; paths have no spaces)
 	local cands=(
 		"sandbox|$sb run -- /bin/true"
+		"direct|$sb run --prespawn=off -- /bin/true"
 		"bwrap|${bw[*]}"
 		"unshare|unshare -Urmpf --mount-proc /bin/true"
 		"true|/bin/true"
@@ -71,11 +90,51 @@ measure() {
 	fi
 
 	echo
+	echo "bench: latency: each run after a 100 ms pause ($LAT_RUNS runs)"
+	hyperfine -N --prepare 'sleep 0.1' --warmup 5 --runs "$LAT_RUNS" --time-unit millisecond \
+		--export-json "$dir/latency.json" "${args[@]}" </dev/null || return 1
+	ratios "$dir/latency.json"
+	echo
+	echo "bench: back-to-back ($RUNS runs)"
 	hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --time-unit millisecond \
 		--export-json "$dir/bench.json" "${args[@]}" </dev/null || return 1
+	ratios "$dir/bench.json"
 
 	echo
-	python3 - "$dir/bench.json" <<'PY'
+	echo "bench: stages of sandbox run --debug -- /bin/true (3 runs each, after a pause):"
+	local i rc mode
+	for mode in --prespawn=1m --prespawn=off; do
+		for i in 1 2 3; do
+			sleep 0.1
+			out=$("$sb" run --debug "$mode" -- /bin/true </dev/null 2>&1)
+			rc=$?
+			echo "  $mode run $i (exit $rc):"
+			if grep -q 'stage=' <<<"$out"; then
+				grep -E 'stage=|msg=prespawn' <<<"$out" | sed -E 's/^time=[^ ]+ level=DEBUG //; s/^/    /'
+			else
+				echo "    (no stage= lines; its output:)"
+				printf '%s\n' "$out" | head -n 5 | sed 's/^/    | /'
+			fi
+		done
+	done
+	return 0
+}
+
+# stop_prespawners DIR: end (by pid, SIGTERM) the pre-spawners whose socket
+# directory (their fd 3) is below DIR: the ones this bench started.
+stop_prespawners() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		[[ $cmd == *" __prespawn "* ]] || continue
+		[[ $(readlink "$p/fd/3" 2>/dev/null) == "$1"* ]] || continue
+		kill -TERM "${p#/proc/}" 2>/dev/null
+	done
+}
+
+# ratios FILE: medians and their ratios from hyperfine's JSON.
+ratios() {
+	python3 - "$1" <<'PY'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 ms = lambda s: s * 1000.0
@@ -84,30 +143,14 @@ for name, r in res.items():
     print(f"{name:<10} {ms(r['median']):>10.2f} {ms(r['mean']):>9.2f} {ms(r['stddev'] or 0):>7.2f} {ms(r['min']):>8.2f}")
 print()
 print("ratios of medians:")
-for a, b in [("sandbox", "bwrap"), ("sandbox", "unshare"), ("bwrap", "true"),
-             ("unshare", "true"), ("sandbox", "true")]:
+for a, b in [("sandbox", "bwrap"), ("direct", "bwrap"), ("sandbox", "unshare"),
+             ("bwrap", "true"), ("unshare", "true"), ("sandbox", "true")]:
     if a in res and b in res:
         print(f"  {a+'/'+b:<16} {res[a]['median'] / res[b]['median']:6.2f}x")
     else:
         missing = " and ".join(n for n in (a, b) if n not in res)
         print(f"  {a+'/'+b:<16}    n/a  ({missing} did not run)")
 PY
-
-	echo
-	echo "bench: stages of sandbox run --debug -- /bin/true (3 runs):"
-	local i rc
-	for i in 1 2 3; do
-		out=$("$sb" run --debug -- /bin/true </dev/null 2>&1)
-		rc=$?
-		echo "  run $i (exit $rc):"
-		if grep -q 'stage=' <<<"$out"; then
-			grep 'stage=' <<<"$out" | sed 's/^/    /'
-		else
-			echo "    (no stage= lines; its output:)"
-			printf '%s\n' "$out" | head -n 5 | sed 's/^/    | /'
-		fi
-	done
-	return 0
 }
 
 if [[ ${1:-} == --measure ]]; then
@@ -144,7 +187,7 @@ if [[ $EUID -eq 0 ]]; then
 	chmod 0755 "$dir"
 	runuser -u "$TEST_USER" -- env -i HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" \
 		PATH=/usr/local/bin:/usr/bin:/bin USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		RUNS="$RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
+		RUNS="$RUNS" LAT_RUNS="$LAT_RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
 	rc=$?
 else
 	bash "$dir/run.sh" --measure "$dir" </dev/null
@@ -153,9 +196,11 @@ fi
 
 if [[ -s $dir/bench.json ]]; then
 	out=$REPO/bench/out
-	if mkdir -p "$out" 2>/dev/null && cp "$dir/bench.json" "$out/bench-$(date -u +%Y%m%dT%H%M%SZ).json" &&
-		cp "$dir/bench.json" "$out/latest.json"; then
-		echo "bench: hyperfine JSON in bench/out/latest.json"
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	if mkdir -p "$out" 2>/dev/null && cp "$dir/bench.json" "$out/bench-$stamp.json" &&
+		cp "$dir/bench.json" "$out/latest.json" && cp "$dir/latency.json" "$out/latency-$stamp.json" &&
+		cp "$dir/latency.json" "$out/latest-latency.json"; then
+		echo "bench: hyperfine JSON in bench/out/latest.json and latest-latency.json"
 	fi
 fi
 exit "$rc"

@@ -90,6 +90,9 @@ func Take(dir *os.File, key string, extra []string, wait time.Duration) (*Taken,
 		}
 		return nil, err
 	}
+	if m.Kind == "busy" {
+		return nil, errors.New("pre-spawner: its sandbox is taken by a run still going on")
+	}
 	if m.Kind != "sandbox" || len(fds) != 3 {
 		closeAll(fds)
 		return nil, fmt.Errorf("pre-spawner refused: %s", m.Detail)

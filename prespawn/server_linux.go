@@ -133,11 +133,12 @@ func Serve(ctx context.Context, c ServerConfig) error {
 				return fmt.Errorf("accept: %w", err)
 			}
 			if warm == nil {
-				// A run is waiting while others hold theirs: spawn now.
-				if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
-					unix.Close(cfd)
-					return err
-				}
+				// Others hold theirs: spawning one now would take as long
+				// as the run spawning its own, and both would compete for
+				// the CPU. It goes direct; ours comes when they are over.
+				sendHandoff(cfd, handoff{Kind: "busy"})
+				unix.Close(cfd)
+				continue
 			}
 			handed, err := serveOne(cfd, c.Key, c.Extra, warm, mounts)
 			if err != nil {

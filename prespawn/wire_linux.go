@@ -11,7 +11,7 @@ import (
 // handoff is the one message a pre-spawner sends a run: the init's sync
 // socket, spec pipe and pidfd are attached when Kind is "sandbox".
 type handoff struct {
-	Kind   string `json:"kind"` // "sandbox" or "refused"
+	Kind   string `json:"kind"` // "sandbox", "busy" or "refused"
 	Mounts string `json:"mounts,omitempty"`
 	Detail string `json:"detail,omitempty"`
 }
