@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -130,4 +131,22 @@ func Start(dir *os.File, args []string) error {
 		return fmt.Errorf("start pre-spawner: %w", err)
 	}
 	return nil
+}
+
+// Serving counts the pre-spawners listening in dir. It only connects: a
+// pre-spawner gives nothing to a peer that does not match it.
+func Serving(dir *os.File) int {
+	socks, _ := filepath.Glob(inDir(dir, "warm-*.sock"))
+	n := 0
+	for _, s := range socks {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Connect(fd, &unix.SockaddrUnix{Name: s}) == nil {
+			n++
+		}
+		unix.Close(fd)
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -12,6 +13,8 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/preflight"
+	"sandbox/prespawn"
+	"sandbox/rundir"
 	"sandbox/seccomp"
 	"sandbox/spec"
 )
@@ -42,6 +45,16 @@ type infoReport struct {
 	Limits     infoLimits     `json:"limits"`
 	RuntimeDir infoRuntimeDir `json:"runtime_dir"`
 	Security   infoSecurity   `json:"security"`
+	Prespawn   infoPrespawn   `json:"prespawn"`
+}
+
+// infoPrespawn is where pre-spawners keep their sockets and how many serve
+// now (one per context: executable, confinement, limits, spawn settings).
+type infoPrespawn struct {
+	Dir     string `json:"dir"`
+	OK      bool   `json:"ok"`
+	Reason  string `json:"reason"` // why the directory is not used
+	Serving int    `json:"serving"`
 }
 
 type infoIDMapping struct {
@@ -103,6 +116,7 @@ func cmdInfo(e *env, args []string) (int, error) {
 	facts := preflight.Gather(context.Background(), o)
 	d := idmap.Decide(o.PathEnv, o.User, o.UID, o.GID)
 	r := buildInfo(facts, d)
+	r.Prespawn = probePrespawn()
 	if format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -223,7 +237,32 @@ func writeInfoText(w io.Writer, r infoReport) error {
 	default:
 		row("runtime dir", unavailable+": "+r.RuntimeDir.Reason)
 	}
+
+	switch {
+	case !r.Prespawn.OK:
+		row("start", "direct: "+r.Prespawn.Reason)
+	case r.Prespawn.Serving == 0:
+		row("start", "direct now; the next run starts a pre-spawner in "+r.Prespawn.Dir)
+	default:
+		row("start", fmt.Sprintf("pre-spawned: %d pre-spawner(s) serving in %s", r.Prespawn.Serving, r.Prespawn.Dir))
+	}
 	return tw.Flush()
+}
+
+// probePrespawn checks the pre-spawners' directory and counts the
+// sockets that answer.
+func probePrespawn() infoPrespawn {
+	uid := os.Getuid()
+	p := infoPrespawn{Dir: rundir.Path(uid, os.Getenv("XDG_RUNTIME_DIR"))}
+	dir, err := rundir.Open(p.Dir, uid)
+	if err != nil {
+		p.Reason = err.Error()
+		return p
+	}
+	defer dir.Close()
+	p.OK = true
+	p.Serving = prespawn.Serving(dir)
+	return p
 }
 
 // spans renders ranges as first-last, comma-separated.

@@ -42,13 +42,15 @@ func fullHost() (*preflight.Facts, idmap.Decision) {
 
 func TestInfoText(t *testing.T) {
 	tests := []struct {
-		name   string
-		change func(f *preflight.Facts, d *idmap.Decision)
-		want   string
+		name     string
+		change   func(f *preflight.Facts, d *idmap.Decision)
+		prespawn infoPrespawn
+		want     string
 	}{
 		{
-			name:   "best modes",
-			change: func(*preflight.Facts, *idmap.Decision) {},
+			name:     "best modes",
+			change:   func(*preflight.Facts, *idmap.Decision) {},
+			prespawn: infoPrespawn{Dir: "/run/user/1000/sandbox", OK: true, Serving: 2},
 			want: `id mapping         subids (uids 100000-165535; gids 100000-165535, 300000-300009)
 root (host tools)  host binds
 root (images)      kernel overlay
@@ -56,6 +58,7 @@ network            none (loopback only); available: pasta, slirp4netns
 limits             systemd user manager
 security           seccomp default allowlist (96 BPF instructions), no_new_privs, bounding set CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL CAP_NET_BIND_SERVICE CAP_SETFCAP CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_CHROOT
 runtime dir        /run/user/1000
+start              pre-spawned: 2 pre-spawner(s) serving in /run/user/1000/sandbox
 `,
 		},
 		{
@@ -72,6 +75,7 @@ runtime dir        /run/user/1000
 				f.Systemd = preflight.SystemdFacts{}
 				f.RuntimeDir = preflight.RuntimeDirFacts{Owner: -1}
 			},
+			prespawn: infoPrespawn{Dir: "/tmp/sandbox-1000", Reason: "private directory /tmp/sandbox-1000: owned by uid 1001, not 1000"},
 			want: `id mapping         single: ` + describe(&idmap.HelperMissingError{Name: "newuidmap", Searched: []string{"/usr/bin"}}).summary + `
 root (host tools)  host binds
 root (images)      fuse-overlayfs: kernel overlay failed: overlay: operation not permitted
@@ -79,6 +83,21 @@ network            none (loopback only); neither pasta nor slirp4netns is instal
 limits             unavailable: cgroup layout is hybrid, limits need cgroup v2
 security           seccomp default allowlist (96 BPF instructions), no_new_privs, bounding set CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL CAP_NET_BIND_SERVICE CAP_SETFCAP CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_CHROOT
 runtime dir        unavailable: XDG_RUNTIME_DIR is not set
+start              direct: private directory /tmp/sandbox-1000: owned by uid 1001, not 1000
+`,
+		},
+		{
+			name:     "no pre-spawner yet",
+			change:   func(*preflight.Facts, *idmap.Decision) {},
+			prespawn: infoPrespawn{Dir: "/run/user/1000/sandbox", OK: true},
+			want: `id mapping         subids (uids 100000-165535; gids 100000-165535, 300000-300009)
+root (host tools)  host binds
+root (images)      kernel overlay
+network            none (loopback only); available: pasta, slirp4netns
+limits             systemd user manager
+security           seccomp default allowlist (96 BPF instructions), no_new_privs, bounding set CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL CAP_NET_BIND_SERVICE CAP_SETFCAP CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_CHROOT
+runtime dir        /run/user/1000
+start              direct now; the next run starts a pre-spawner in /run/user/1000/sandbox
 `,
 		},
 	}
@@ -87,7 +106,9 @@ runtime dir        unavailable: XDG_RUNTIME_DIR is not set
 			f, d := fullHost()
 			tt.change(f, &d)
 			var out bytes.Buffer
-			if err := writeInfoText(&out, buildInfo(f, d)); err != nil {
+			r := buildInfo(f, d)
+			r.Prespawn = tt.prespawn
+			if err := writeInfoText(&out, r); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tt.want {
@@ -114,6 +135,7 @@ func TestInfoJSON(t *testing.T) {
 		"limits":      {"mode", "reason"},
 		"runtime_dir": {"ok", "path", "reason"},
 		"security":    {"bounding_capabilities", "instructions", "no_new_privs", "seccomp"},
+		"prespawn":    {"dir", "ok", "reason", "serving"},
 	}
 	if len(got) != len(wantKeys) {
 		t.Errorf("top-level keys = %v", got)
