@@ -47,6 +47,13 @@ type Inputs struct {
 	// Mask and Unmask add to and remove from the profile's masked paths;
 	// "ALL" in Unmask removes them all.
 	Mask, Unmask []string
+
+	// Rootfs is the root of an image or --rootfs; nil means the
+	// profile's skeleton of host directories.
+	Rootfs *spec.Rootfs
+	// ImageEnv is the image's environment, applied over the profile's and
+	// under --env-file and -e.
+	ImageEnv []string
 }
 
 // EnvFile is the content of one --env-file.
@@ -101,7 +108,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Plan builds the frozen spec for one run of profile p.
 func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
-	s := &spec.Spec{IDMap: in.IDMap, Interactive: in.Interactive, Debug: in.Debug}
+	s := &spec.Spec{IDMap: in.IDMap, Interactive: in.Interactive, Debug: in.Debug, Rootfs: in.Rootfs}
 	s.OCI.Version = specs.Version
 	s.OCI.Hostname = p.Hostname
 	if in.Hostname != "" {
@@ -141,6 +148,11 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 		specs.Mount{Destination: "/proc", Type: spec.MountProc, Source: "proc", Options: []string{"nosuid", "nodev", "noexec"}},
 		specs.Mount{Destination: "/dev", Type: spec.MountTmpfs, Source: "tmpfs", Options: []string{"mode=0755", "size=64k", "nosuid", "noexec"}},
 	)
+	if in.Rootfs != nil {
+		// An image expects a /sys; the sandbox's own network namespace
+		// lets it be mounted, read-only, with the usual paths masked.
+		mounts = append(mounts, specs.Mount{Destination: "/sys", Type: spec.MountSysfs, Source: "sysfs", Options: []string{"ro", "nosuid", "nodev", "noexec"}})
+	}
 	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
 		mounts = append(mounts, specs.Mount{Destination: "/dev/" + d, Type: spec.MountBind, Source: "/dev/" + d, Options: []string{"bind", "nosuid", "noexec"}})
 	}
@@ -213,6 +225,9 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 	wd := in.Workdir
 	if wd == "" {
 		wd = in.Cwd
+		if in.Rootfs != nil {
+			wd = "/"
+		}
 	}
 	wd, err = spec.CheckPath("workdir", wd)
 	if err != nil {
@@ -221,6 +236,11 @@ func Plan(p *Profile, in Inputs, host fs.FS) (*spec.Spec, error) {
 	bounding, granted, err := spec.PlanCaps(in.CapAdd, in.CapDrop)
 	if err != nil {
 		return nil, err
+	}
+	if in.Rootfs != nil && in.UID == 0 {
+		// Root of an image holds the bounding set, as it would under a
+		// container engine: package managers chown, setuid and so on.
+		granted = bounding
 	}
 	s.OCI.Process = &specs.Process{
 		Terminal:    in.Terminal,
@@ -483,6 +503,11 @@ func planEnv(p *Profile, in Inputs) ([]string, error) {
 	}
 	for _, kv := range p.Env {
 		apply(kv)
+	}
+	for _, kv := range in.ImageEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			set(k, v)
+		}
 	}
 	for _, f := range in.EnvFiles {
 		sc := bufio.NewScanner(bytes.NewReader(f.Data))

@@ -580,3 +580,54 @@ func TestPlanUnmappedUser(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestPlanRootfs(t *testing.T) {
+	p, err := Load("container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInputs()
+	rootMap := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
+	in.UID, in.GID, in.IDMap, in.UIDMappings, in.GIDMappings = 0, 0, spec.IDMapRoot, rootMap, rootMap
+	in.Rootfs = &spec.Rootfs{Lower: []string{"/srv/data"}}
+	in.ImageEnv = []string{"PATH=/image/bin", "LANG=C.UTF-8"}
+	in.Env = []string{"LANG=de_DE.UTF-8"}
+	in.HostEnv = []string{"TERM=xterm", "HOME=/home/ada", "PATH=/host/bin"}
+	s, err := Plan(p, in, mergedUsrHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Rootfs == nil || s.Rootfs.Lower[0] != "/srv/data" {
+		t.Errorf("Rootfs = %+v", s.Rootfs)
+	}
+	for _, host := range []string{"/usr", "/etc", "/home/ada"} {
+		if _, ok := mountAt(s, host); ok {
+			t.Errorf("host %s is mounted into a root of its own", host)
+		}
+	}
+	if m, ok := mountAt(s, "/sys"); !ok || m.Type != spec.MountSysfs || !spec.HasOption(m, "ro") {
+		t.Errorf("/sys = %+v, %v; want a read-only sysfs", m, ok)
+	}
+	if s.OCI.Process.Cwd != "/" {
+		t.Errorf("workdir = %q, want / (not the host's current directory)", s.OCI.Process.Cwd)
+	}
+	// The image's environment over the profile's, -e over the image's;
+	// the host's PATH and HOME stay out.
+	want := []string{"TERM=xterm", "PATH=/image/bin", "LANG=de_DE.UTF-8"}
+	if got := s.OCI.Process.Env; !reflect.DeepEqual(got, want) {
+		t.Errorf("env = %q, want %q", got, want)
+	}
+	// Root of an image holds the bounding set, granted explicitly.
+	c := s.OCI.Process.Capabilities
+	if !reflect.DeepEqual(c.Ambient, c.Bounding) || len(c.Ambient) == 0 {
+		t.Errorf("root's capabilities: ambient %v, bounding %v", c.Ambient, c.Bounding)
+	}
+	in.UID, in.GID = 1000, 1000
+	s, err = Plan(p, in, mergedUsrHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.OCI.Process.Capabilities.Ambient; len(got) != 0 {
+		t.Errorf("a non-root user inside is granted %v", got)
+	}
+}

@@ -29,8 +29,12 @@ type Profile struct {
 //go:embed default.toml
 var defaultTOML []byte
 
+//go:embed container.toml
+var containerTOML []byte
+
 var builtin = map[string][]byte{
-	"default": defaultTOML,
+	"default":   defaultTOML,
+	"container": containerTOML,
 }
 
 // UnknownError is a profile name that does not exist.

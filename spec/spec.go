@@ -15,6 +15,7 @@ const (
 	MountProc   = "proc"
 	MountDevpts = "devpts"
 	MountMqueue = "mqueue"
+	MountSysfs  = "sysfs"
 )
 
 // IDMapMode names how ids are mapped into the user namespace.
@@ -27,7 +28,23 @@ const (
 	// IDMapSingle maps only the caller's own uid and gid, written without
 	// helpers; setgroups is denied.
 	IDMapSingle IDMapMode = "single"
+	// IDMapRoot maps inside id 0 to the caller and 1, 2, ... to the
+	// subordinate ranges, as rootless podman does for images.
+	IDMapRoot IDMapMode = "root"
 )
+
+// Rootfs is a root made of host directories instead of the host-tool
+// skeleton: an overlay of Lower (topmost first) with a writable layer.
+type Rootfs struct {
+	// Lower are host directories, topmost first, never written to.
+	Lower []string `json:"lower"`
+	// Upper and Work are the host directories of the writable layer; both
+	// empty means a tmpfs inside the sandbox, discarded at exit.
+	Upper string `json:"upper,omitempty"`
+	Work  string `json:"work,omitempty"`
+	// ReadOnly mounts the root read-only (the mounts on it keep theirs).
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
 
 // Symlink is a symbolic link created in the root after the mounts.
 type Symlink struct {
@@ -59,6 +76,10 @@ type Spec struct {
 	// instruction) in the parent; the child only installs it. Empty means
 	// unconfined.
 	Seccomp []byte `json:"seccomp,omitempty"`
+
+	// Rootfs, when set, is the root (an image or --rootfs); nil means the
+	// profile's skeleton of host directories.
+	Rootfs *Rootfs `json:"rootfs,omitempty"`
 }
 
 // InvalidError reports a Spec field that cannot be used. Field names the
@@ -118,6 +139,24 @@ func (s *Spec) Validate() error {
 			return &InvalidError{"env", e, "is not NAME=VALUE"}
 		}
 	}
+	if r := s.Rootfs; r != nil {
+		if len(r.Lower) == 0 {
+			return &InvalidError{"rootfs", "", ReasonEmpty}
+		}
+		for _, d := range r.Lower {
+			if !path.IsAbs(d) || strings.ContainsAny(d, ":,\x00") {
+				return &InvalidError{"rootfs layer", d, "is not an absolute path without ':' or ','"}
+			}
+		}
+		if (r.Upper == "") != (r.Work == "") {
+			return &InvalidError{"rootfs upper layer", r.Upper, "needs both an upper and a work directory"}
+		}
+		for _, d := range []string{r.Upper, r.Work} {
+			if d != "" && (!path.IsAbs(d) || strings.ContainsAny(d, ":,\x00")) {
+				return &InvalidError{"rootfs upper layer", d, "is not an absolute path without ':' or ','"}
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, m := range s.OCI.Mounts {
 		dst, err := CheckPath("mount destination", m.Destination)
@@ -139,9 +178,9 @@ func (s *Spec) Validate() error {
 			if !path.IsAbs(m.Source) {
 				return &InvalidError{"bind source", m.Source, ReasonNotAbsolute}
 			}
-		case MountTmpfs, MountProc, MountDevpts, MountMqueue:
+		case MountTmpfs, MountProc, MountDevpts, MountMqueue, MountSysfs:
 		default:
-			return &InvalidError{"mount type", m.Type, "is not one of bind, tmpfs, proc, devpts, mqueue"}
+			return &InvalidError{"mount type", m.Type, "is not one of bind, tmpfs, proc, devpts, mqueue, sysfs"}
 		}
 		for _, o := range m.Options {
 			if _, ok := knownOptions[optionName(o)]; !ok {
@@ -188,7 +227,7 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	switch s.IDMap {
-	case IDMapSubIDs, IDMapSingle:
+	case IDMapSubIDs, IDMapSingle, IDMapRoot:
 	default:
 		return &InvalidError{"idmap", string(s.IDMap), "is not subids or single"}
 	}

@@ -116,7 +116,7 @@ func TestValidate(t *testing.T) {
 		{name: "bind source relative", edit: func(s *Spec) { s.OCI.Mounts[4].Source = "usr" },
 			field: "bind source", value: "usr", reason: ReasonNotAbsolute},
 		{name: "unknown mount type", edit: func(s *Spec) { s.OCI.Mounts[4].Type = "overlay" },
-			field: "mount type", value: "overlay", reason: "is not one of bind, tmpfs, proc, devpts, mqueue"},
+			field: "mount type", value: "overlay", reason: "is not one of bind, tmpfs, proc, devpts, mqueue, sysfs"},
 		{name: "unknown mount option", edit: func(s *Spec) { s.OCI.Mounts[4].Options = append(s.OCI.Mounts[4].Options, "suid") },
 			field: "mount option", value: "suid", reason: "is not supported"},
 		{name: "unknown mount option with value", edit: func(s *Spec) { s.OCI.Mounts[1].Options = []string{"context=x"} },
@@ -202,6 +202,36 @@ func TestOptions(t *testing.T) {
 		v, ok := OptionValue(m, tc.name)
 		if v != tc.value || ok != tc.valueOK {
 			t.Errorf("OptionValue(%q) = %q, %v; want %q, %v", tc.name, v, ok, tc.value, tc.valueOK)
+		}
+	}
+}
+
+func TestValidateRootfs(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Rootfs
+		want string // "" valid; else the error's Field
+	}{
+		{"one layer, tmpfs upper", Rootfs{Lower: []string{"/var/lib/img/l1"}}, ""},
+		{"layers and upper", Rootfs{Lower: []string{"/a", "/b"}, Upper: "/c/upper", Work: "/c/work"}, ""},
+		{"no layer", Rootfs{}, "rootfs"},
+		{"relative layer", Rootfs{Lower: []string{"img"}}, "rootfs layer"},
+		{"colon in a layer", Rootfs{Lower: []string{"/a:/b"}}, "rootfs layer"},
+		{"comma in a layer", Rootfs{Lower: []string{"/a,upperdir=/x"}}, "rootfs layer"},
+		{"upper without work", Rootfs{Lower: []string{"/a"}, Upper: "/u"}, "rootfs upper layer"},
+		{"relative upper", Rootfs{Lower: []string{"/a"}, Upper: "u", Work: "/w"}, "rootfs upper layer"},
+	}
+	for _, tc := range tests {
+		s := validSpec()
+		r := tc.r
+		s.Rootfs = &r
+		err := s.Validate()
+		var ie *InvalidError
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (!errors.As(err, &ie) || ie.Field != tc.want):
+			t.Errorf("%s: %v, want an InvalidError for %s", tc.name, err, tc.want)
 		}
 	}
 }

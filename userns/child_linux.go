@@ -188,7 +188,7 @@ func (ch *child) run() int {
 			return ch.fail(StageMounts, step("sethostname", s.OCI.Hostname, err))
 		}
 	}
-	err = pivot(rootfd)
+	err = pivot(rootfd, s.Rootfs == nil)
 	unix.Close(rootfd)
 	if err != nil {
 		return ch.fail(StagePivot, err)
@@ -305,16 +305,30 @@ func startCommand(s *childSpec, argv0 string, stdio []uintptr) (int, error) {
 	if err := lockDown(s.OCI.Process, s.Seccomp); err != nil {
 		return 0, err
 	}
+	sys := &syscall.SysProcAttr{
+		// A new session: without -t the command has no controlling
+		// terminal, so TIOCSTI cannot push input into the caller's.
+		Setsid:  true,
+		Setctty: s.OCI.Process.Terminal,
+		Ctty:    0,
+	}
+	if u := s.OCI.Process.User; int(u.UID) != unix.Getuid() || int(u.GID) != unix.Getgid() || len(u.AdditionalGids) > 0 {
+		// -u: the command is switched to its ids between fork and exec.
+		// The granted capabilities survive the switch as ambient ones
+		// (the runtime keeps them across setuid and raises them again).
+		sys.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.AdditionalGids, NoSetGroups: !setgroupsAllowed()}
+		if c := s.OCI.Process.Capabilities; c != nil {
+			for _, name := range c.Ambient {
+				if n, ok := spec.CapNumber(name); ok {
+					sys.AmbientCaps = append(sys.AmbientCaps, uintptr(n))
+				}
+			}
+		}
+	}
 	pid, err := syscall.ForkExec(argv0, s.OCI.Process.Args, &syscall.ProcAttr{
 		Env:   s.OCI.Process.Env,
 		Files: stdio,
-		Sys: &syscall.SysProcAttr{
-			// A new session: without -t the command has no controlling
-			// terminal, so TIOCSTI cannot push input into the caller's.
-			Setsid:  true,
-			Setctty: s.OCI.Process.Terminal,
-			Ctty:    0,
-		},
+		Sys:   sys,
 	})
 	if err != nil {
 		return 0, step("exec", s.OCI.Process.Args[0], err)
@@ -325,6 +339,14 @@ func startCommand(s *childSpec, argv0 string, stdio []uintptr) (int, error) {
 	var none [2]unix.CapUserData
 	unix.Capset(&hdr, &none[0])
 	return pid, nil
+}
+
+// setgroupsAllowed tells whether this user namespace lets setgroups(2)
+// through: not with a single-id map, whose gid map was written with
+// setgroups denied.
+func setgroupsAllowed() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "allow"
 }
 
 // lockDown sets the calling thread's credentials to the command's: the
@@ -381,6 +403,15 @@ func lockDown(p *specs.Process, filter []byte) error {
 				return step("raise ambient", c, err)
 			}
 		}
+	}
+	// Uid 0 inside gains nothing at exec for being 0: the command's
+	// capabilities are the granted ones, carried as ambient. Without this
+	// a root command would keep what this thread holds for the set-up,
+	// intersected with the bounding set (no_new_privs keeps exec from
+	// adding more).
+	const noRoot = 1<<0 | 1<<1 // SECBIT_NOROOT, SECBIT_NOROOT_LOCKED
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, noRoot, 0, 0, 0); err != nil {
+		return step("prctl", "PR_SET_SECUREBITS", err)
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return step("prctl", "PR_SET_NO_NEW_PRIVS", err)

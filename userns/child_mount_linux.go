@@ -205,13 +205,24 @@ func buildRoot(s *childSpec) (int, error) {
 	}
 	defer closeTrees(trees)
 
-	rootfd, err := newFS("tmpfs", specs.Mount{Destination: "/", Options: []string{"mode=0755", "nosuid", "nodev"}})
+	var rootfd int
+	if s.Rootfs != nil {
+		rootfd, err = overlayRoot(s.Rootfs)
+	} else {
+		rootfd, err = newFS("tmpfs", specs.Mount{Destination: "/", Options: []string{"mode=0755", "nosuid", "nodev"}})
+	}
 	if err != nil {
 		return -1, err
 	}
 	if err := unix.MoveMount(rootfd, "", unix.AT_FDCWD, rootBase, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		unix.Close(rootfd)
-		return -1, step("mount root tmpfs on", rootBase, err)
+		return -1, step("mount root on", rootBase, err)
+	}
+	if s.Rootfs != nil {
+		if err := refuseLinkedKernelDirs(rootfd); err != nil {
+			unix.Close(rootfd)
+			return -1, err
+		}
 	}
 	for i, m := range s.OCI.Mounts {
 		if err := mountOne(rootfd, m, trees[i]); err != nil {
@@ -233,7 +244,125 @@ func buildRoot(s *childSpec) (int, error) {
 			return -1, err
 		}
 	}
+	if s.Rootfs != nil && s.Rootfs.ReadOnly {
+		// Last: the mount points above were made in the writable layer.
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(rootfd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			unix.Close(rootfd)
+			return -1, step("make the root read-only", "/", err)
+		}
+	}
 	return rootfd, nil
+}
+
+// overlayRoot creates a detached overlay of r's layers. The layers are
+// handed to the kernel as /proc/self/fd/N of directories opened here, so
+// the directories checked are the ones used, and host paths covered by
+// the mounts that follow (a root image under the host's /tmp) stay
+// reachable. Without an upper directory the writable layer is a tmpfs of
+// the sandbox's own, discarded with it.
+// Preconditions: in the sandbox's user and mount namespaces with
+// CAP_SYS_ADMIN (overlayfs mounts in a user namespace: Linux 5.11).
+func overlayRoot(r *spec.Rootfs) (int, error) {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	dir := func(p string, at int) (string, error) {
+		fd, err := unix.Openat(at, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", err
+		}
+		fds = append(fds, fd)
+		return "/proc/self/fd/" + strconv.Itoa(fd), nil
+	}
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, step("fsopen overlay", "/", err)
+	}
+	defer unix.Close(fsfd)
+	for _, l := range r.Lower {
+		p, err := dir(l, unix.AT_FDCWD)
+		if err != nil {
+			return -1, step("root layer", l, err)
+		}
+		// "lowerdir+" appends one layer below those given (Linux 6.8).
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", p); err != nil {
+			return -1, step("overlay layer", l, err)
+		}
+	}
+	upper, work := r.Upper, r.Work
+	at := unix.AT_FDCWD
+	if upper == "" {
+		tfd, err := newFS("tmpfs", specs.Mount{Destination: "/", Options: []string{"mode=0755"}})
+		if err != nil {
+			return -1, err
+		}
+		fds = append(fds, tfd)
+		// Attached first: overlayfs refuses layers on a detached mount.
+		// Under the overlay root that follows, nothing else sees it.
+		if err := unix.MoveMount(tfd, "", unix.AT_FDCWD, rootBase, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return -1, step("mount writable layer on", rootBase, err)
+		}
+		for _, d := range []string{"upper", "work"} {
+			if err := unix.Mkdirat(tfd, d, 0o755); err != nil {
+				return -1, step("mkdir", "writable layer "+d, err)
+			}
+		}
+		upper, work, at = "upper", "work", tfd
+	}
+	for _, kv := range [][2]string{{"upperdir", upper}, {"workdir", work}} {
+		p, err := dir(kv[1], at)
+		if err != nil {
+			return -1, step("root "+kv[0], kv[1], err)
+		}
+		if err := unix.FsconfigSetString(fsfd, kv[0], p); err != nil {
+			return -1, step("overlay "+kv[0], kv[1], err)
+		}
+	}
+	// In a user namespace overlayfs keeps its metadata in user.overlay.*
+	// xattrs, which the layers' owner may set.
+	if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
+		return -1, step("overlay option", "userxattr", err)
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, step("create overlay root", strings.Join(r.Lower, ":"), err)
+	}
+	// nodev: device nodes in an image open nothing; setuid files gain
+	// nothing either way (no_new_privs), nosuid says so twice.
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
+	if err != nil {
+		return -1, step("mount overlay root", "/", err)
+	}
+	return mfd, nil
+}
+
+// LinkedKernelDirError: the root has /proc, /dev or /sys as a symlink (or
+// through one). Mounting there would put the kernel's files wherever the
+// image points, and the masks after would miss them.
+var errLinkedKernelDir = errors.New("is a symbolic link in the root image; refusing to mount the kernel's files through it")
+
+// refuseLinkedKernelDirs fails when /proc, /dev or /sys of the root is a
+// symlink or reached through one (CVE-2019-19921 and its kind).
+func refuseLinkedKernelDirs(rootfd int) error {
+	for _, p := range []string{"proc", "dev", "sys"} {
+		fd, err := unix.Openat2(rootfd, p, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS,
+		})
+		switch {
+		case err == nil:
+			unix.Close(fd)
+		case errors.Is(err, unix.ELOOP):
+			return step("mount point", "/"+p, errLinkedKernelDir)
+		case errors.Is(err, unix.ENOENT):
+		default:
+			return step("mount point", "/"+p, err)
+		}
+	}
+	return nil
 }
 
 func mountOne(rootfd int, m specs.Mount, tree sourceTree) error {
@@ -265,7 +394,7 @@ func symlinkInRoot(rootfd int, l spec.Symlink) error {
 
 // pivot makes rootfd the root and detaches the old one.
 // Preconditions: rootfd is a mount point (attached by buildRoot).
-func pivot(rootfd int) error {
+func pivot(rootfd int, skeleton bool) error {
 	if err := unix.Fchdir(rootfd); err != nil {
 		return step("chdir", "new root", err)
 	}
@@ -280,6 +409,9 @@ func pivot(rootfd int) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return step("chdir", "/", err)
+	}
+	if !skeleton {
+		return nil // a root of its own is writable unless --read-only said
 	}
 	// The skeleton is read-only: nothing but the mounts in it is writable.
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}

@@ -30,11 +30,12 @@ type childSpec struct {
 	Interactive bool           `json:"interactive"`
 	Debug       bool           `json:"debug"`
 	Seccomp     []byte         `json:"seccomp"`
+	Rootfs      *spec.Rootfs   `json:"rootfs"`
 }
 
 // newChildSpec takes the child's part of a validated Spec.
 func newChildSpec(s *spec.Spec) *childSpec {
-	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug, Seccomp: s.Seccomp}
+	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug, Seccomp: s.Seccomp, Rootfs: s.Rootfs}
 	c.OCI.Process = s.OCI.Process
 	c.OCI.Hostname = s.OCI.Hostname
 	c.OCI.Mounts = s.OCI.Mounts
@@ -69,7 +70,8 @@ const prewarmSample = `{"oci":{"process":{"terminal":true,"consoleSize":{"height
 	`"rlimits":[{"type":"x","hard":1,"soft":1}],"noNewPrivileges":true},"hostname":"x",` +
 	`"mounts":[{"destination":"/x","type":"x","source":"x","options":["x"]}],` +
 	`"linux":{"maskedPaths":["x"],"readonlyPaths":["x"]}},` +
-	`"symlinks":[{"target":"x","path":"/x"}],"interactive":true,"debug":true,"seccomp":"AAAA"}`
+	`"symlinks":[{"target":"x","path":"/x"}],"interactive":true,"debug":true,"seccomp":"AAAA",` +
+	`"rootfs":{"lower":["/x"],"upper":"/x","work":"/x","readOnly":true}}`
 
 // prewarmDecoder decodes a sample spec, which takes the one-time cost of
 // decoding off the path of an init spawned ahead of its spec.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -544,14 +545,39 @@ func orClosed(c chan received) chan received {
 // granted, which it must hold to pass on.
 func SetupCaps(s *spec.Spec) []uintptr {
 	caps := []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP}
+	if s.Rootfs != nil {
+		// overlayfs checks its work directory with the mounter's
+		// credentials and needs CAP_DAC_OVERRIDE for it (EACCES without).
+		caps = append(caps, unix.CAP_DAC_OVERRIDE)
+	}
+	// A command that runs as other ids than ours inside (-u) is switched
+	// to them when it is started.
+	if u := s.OCI.Process.User; s.OCI.Linux != nil {
+		if uid, ok := insideID(uint32(os.Getuid()), s.OCI.Linux.UIDMappings); !ok || uid != u.UID {
+			caps = append(caps, unix.CAP_SETUID)
+		}
+		if gid, ok := insideID(uint32(os.Getgid()), s.OCI.Linux.GIDMappings); !ok || gid != u.GID || len(u.AdditionalGids) > 0 {
+			caps = append(caps, unix.CAP_SETGID)
+		}
+	}
 	if c := s.OCI.Process.Capabilities; c != nil {
 		for _, name := range c.Ambient {
-			if n, ok := spec.CapNumber(name); ok && n != unix.CAP_SYS_ADMIN && n != unix.CAP_SETPCAP {
+			if n, ok := spec.CapNumber(name); ok && !slices.Contains(caps, uintptr(n)) {
 				caps = append(caps, uintptr(n))
 			}
 		}
 	}
 	return caps
+}
+
+// insideID is what host id id is inside a user namespace with maps ms.
+func insideID(id uint32, ms []specs.LinuxIDMapping) (uint32, bool) {
+	for _, m := range ms {
+		if id >= m.HostID && uint64(id) < uint64(m.HostID)+uint64(m.Size) {
+			return m.ContainerID + (id - m.HostID), true
+		}
+	}
+	return 0, false
 }
 
 type received struct {

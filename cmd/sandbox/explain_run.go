@@ -158,6 +158,14 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 		return &message{summary: "cannot grant CAP_SYS_PTRACE: this sandbox binary was built with cgo",
 			causes: []string{"a command that may ptrace has to find the sandbox's init confined on every thread, which needs a cgo-free build"},
 			fixes:  []string{"rebuild: CGO_ENABLED=0 go build ./cmd/sandbox (or make build)", "drop --cap-add SYS_PTRACE"}}
+	case ce.Op == "mount point" && ce.Detail != "" && strings.Contains(ce.Detail, "symbolic link in the root image"):
+		return &message{summary: fmt.Sprintf("refusing the root: %s is a symbolic link in it", ce.Path),
+			causes: []string{"the kernel's " + ce.Path + " would be mounted where the link points, outside the paths the sandbox masks"},
+			fixes:  []string{"replace the link with a directory in the image or root directory"}}
+	case ce.Op == "root layer" || ce.Op == "create overlay root":
+		return &message{summary: fmt.Sprintf("cannot assemble the root from %s: %s", ce.Path, errText(childCause(ce))),
+			causes: []string{"the root is a kernel overlay of the image's layers inside the sandbox's user namespace (Linux 6.8 or later)"},
+			fixes:  []string{"sandbox doctor", "sandbox run --debug ... shows each stage"}}
 	case ce.Op == "bind source":
 		return &message{summary: fmt.Sprintf("cannot bind %s: %s", ce.Path, errText(ce.Errno)),
 			causes: []string{"it disappeared or changed between the check and the mount"}}
@@ -170,6 +178,14 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 	}
 	m.fixes = append(m.fixes, "sandbox doctor")
 	return m
+}
+
+// childCause is what went wrong in ce: its errno, else its detail.
+func childCause(ce *userns.ChildError) error {
+	if ce.Errno != 0 {
+		return ce.Errno
+	}
+	return errors.New(ce.Detail)
 }
 
 // errText is an error's text without Go's wrapping, for a summary line.

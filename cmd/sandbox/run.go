@@ -41,6 +41,10 @@ type runFlags struct {
 	capDrop     []string
 	securityOpt []string
 	prespawn    string
+	rootfs      string
+	readOnly    bool
+	user        string
+	profileSet  bool
 }
 
 const runUsage = `Usage: sandbox run [OPTIONS] [--] COMMAND [ARG...]
@@ -79,6 +83,9 @@ func cmdRun(e *env, args []string) (int, error) {
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "grant the command `CAP` (e.g. NET_RAW, or ALL)")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "remove `CAP` from the bounding set (or ALL)")
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "`OPT`: seccomp=FILE|unconfined, mask=PATH[:PATH], unmask=PATH[:PATH]|ALL")
+	fs.StringVar(&f.rootfs, "rootfs", "", "run from the root directory `DIR` (never written to: writes go to a layer discarded at exit)")
+	fs.BoolVar(&f.readOnly, "read-only", false, "make the root read-only (with --rootfs)")
+	fs.StringVarP(&f.user, "user", "u", "", "run as `USER[:GROUP]` inside, names or ids (with --rootfs; default root)")
 	fs.StringVar(&f.prespawn, "prespawn", defaultPrespawn.String(), "keep a sandbox spawned ahead for the next run for `DURATION` after this one, or off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -89,6 +96,7 @@ func cmdRun(e *env, args []string) (int, error) {
 	if f.debug {
 		e.enableDebug()
 	}
+	f.profileSet = fs.Changed("profile")
 	argv := fs.Args()
 	if len(argv) == 0 {
 		return 0, &usageError{msg: "no command given", fix: "sandbox run [OPTIONS] -- COMMAND [ARG...]"}
@@ -198,9 +206,21 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 		}
 	}
 
-	mapper, err := planIDs(e, f, &in, name)
-	if err != nil {
-		return nil, nil, err
+	var mapper userns.IDMapper
+	if f.rootfs != "" {
+		if mapper, err = planRootfs(e, f, &in, name); err != nil {
+			return nil, nil, err
+		}
+		if !f.profileSet {
+			f.profile = "container"
+		}
+	} else {
+		if f.readOnly || f.user != "" {
+			return nil, nil, &usageError{msg: "--read-only and --user need a root of the sandbox's own", fix: "sandbox run --rootfs DIR ..."}
+		}
+		if mapper, err = planIDs(e, f, &in, name); err != nil {
+			return nil, nil, err
+		}
 	}
 	prof, err := profiles.Load(f.profile)
 	if err != nil {

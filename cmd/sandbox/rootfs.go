@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"sandbox/idmap"
+	"sandbox/profiles"
+	"sandbox/spec"
+	"sandbox/userns"
+)
+
+// planRootfs sets in up for a run from the root directory --rootfs names:
+// the root is an overlay of it with a throwaway writable layer, inside id 0
+// is the caller (and 1, 2, ... the subordinate ranges), and the command
+// runs as --user, by default root.
+func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.IDMapper, error) {
+	dir := f.rootfs
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(in.Cwd, dir)
+	}
+	dir = filepath.Clean(dir)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: %v", f.rootfs, errText(err)), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
+	case !fi.IsDir():
+		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: not a directory", f.rootfs), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
+	case strings.ContainsAny(dir, ":,"):
+		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: the path holds ':' or ','", f.rootfs), fix: "move or link the directory to a path without them"}
+	}
+	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly}
+
+	var mapper userns.IDMapper
+	switch f.userns {
+	case "auto", "single":
+	default:
+		return nil, &usageError{msg: fmt.Sprintf("--userns=%s does not apply with --rootfs: inside id 0 is you", f.userns), fix: "sandbox run --rootfs DIR --userns=auto|single ..."}
+	}
+	if len(f.uidmap) > 0 || len(f.gidmap) > 0 {
+		return nil, &usageError{msg: "--uidmap/--gidmap do not apply with --rootfs yet", fix: "drop them"}
+	}
+	d := idmap.Decide(os.Getenv("PATH"), name, in.UID, in.GID)
+	if d.Full && f.userns == "auto" {
+		in.IDMap = spec.IDMapRoot
+		in.UIDMappings = idmap.PlanRoot(in.UID, d.SubUIDs)
+		in.GIDMappings = idmap.PlanRoot(in.GID, d.SubGIDs)
+		mapper = &helperMapper{uids: in.UIDMappings, gids: in.GIDMappings, helpers: d.Helpers}
+		e.log.Debug("idmap", "mode", "root", "uids", fmt.Sprint(in.UIDMappings), "gids", fmt.Sprint(in.GIDMappings))
+	} else {
+		why := "--userns=single"
+		if d.Reason != nil {
+			why = d.Reason.Error()
+		}
+		in.IDMap = spec.IDMapSingle
+		in.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.UID, Size: 1}}
+		in.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.GID, Size: 1}}
+		e.log.Debug("idmap", "mode", "single", "why", why, "note", "files of other owners in the root show as nobody")
+	}
+
+	uid, gid, home, err := resolveUser(dir, f.user)
+	if err != nil {
+		return nil, err
+	}
+	if in.IDMap == spec.IDMapSingle && (uid != 0 || gid != 0) {
+		return nil, &usageError{msg: fmt.Sprintf("--user %s needs the subordinate ranges: with a single-id map only root exists inside", f.user),
+			fix: "sandbox run --rootfs DIR ... without --user (or without --userns=single; sandbox doctor says what the full map needs)"}
+	}
+	in.UID, in.GID = uid, gid
+	in.ImageEnv = append(in.ImageEnv, "HOME="+home)
+	return mapper, nil
+}
+
+// resolveUser turns --user (USER[:GROUP], names or ids; "" is root) into
+// ids, looking names up in the root's own /etc/passwd and /etc/group,
+// read through an os.Root so their symlinks stay inside it.
+func resolveUser(dir, user string) (uid, gid uint32, home string, err error) {
+	if user == "" {
+		user = "0"
+	}
+	u, g, hasGroup := strings.Cut(user, ":")
+	bad := func(what, v string) error {
+		return &usageError{msg: fmt.Sprintf("--user %s: no %s %q in the root's /etc/%s", user, what, v, map[string]string{"user": "passwd", "group": "group"}[what]), fix: "sandbox run -u UID[:GID] ... with numeric ids"}
+	}
+	passwd := readColonFile(dir, "etc/passwd")
+	home = "/"
+	if n, perr := strconv.ParseUint(u, 10, 32); perr == nil {
+		uid = uint32(n)
+		gid = uid
+		for _, f := range passwd {
+			if len(f) > 5 && f[2] == u {
+				if n, err := strconv.ParseUint(f[3], 10, 32); err == nil {
+					gid = uint32(n)
+				}
+				home = f[5]
+				break
+			}
+		}
+		if uid == 0 && home == "/" {
+			home = "/root"
+		}
+	} else {
+		found := false
+		for _, f := range passwd {
+			if len(f) > 5 && f[0] == u {
+				a, aerr := strconv.ParseUint(f[2], 10, 32)
+				b, berr := strconv.ParseUint(f[3], 10, 32)
+				if aerr == nil && berr == nil {
+					uid, gid, home, found = uint32(a), uint32(b), f[5], true
+				}
+				break
+			}
+		}
+		if !found {
+			return 0, 0, "", bad("user", u)
+		}
+	}
+	if hasGroup {
+		if n, perr := strconv.ParseUint(g, 10, 32); perr == nil {
+			gid = uint32(n)
+		} else {
+			found := false
+			for _, f := range readColonFile(dir, "etc/group") {
+				if len(f) > 2 && f[0] == g {
+					if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+						gid, found = uint32(n), true
+					}
+					break
+				}
+			}
+			if !found {
+				return 0, 0, "", bad("group", g)
+			}
+		}
+	}
+	return uid, gid, home, nil
+}
+
+// readColonFile reads a passwd-style file of the root at dir, split into
+// fields; a missing or unreadable file is empty.
+func readColonFile(dir, name string) [][]string {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	fh, err := root.Open(name)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	var out [][]string
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, strings.Split(line, ":"))
+		}
+	}
+	return out
+}
