@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/userns"
 )
 
 // handoff is the one message a pre-spawner sends a run: the init's sync
@@ -30,37 +32,20 @@ func sendHandoff(fd int, m handoff, fds ...int) error {
 
 func recvHandoff(fd int) (handoff, []int, error) {
 	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(3*4))
-	for {
-		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return handoff{}, nil, err
-		}
-		var fds []int
-		if oobn > 0 {
-			cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err == nil {
-				for _, cm := range cmsgs {
-					if got, err := unix.ParseUnixRights(&cm); err == nil {
-						fds = append(fds, got...)
-					}
-				}
-			}
-		}
-		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n == 0 {
-			closeAll(fds)
-			return handoff{}, nil, errors.New("pre-spawner closed the connection")
-		}
-		var m handoff
-		if err := json.Unmarshal(buf[:n], &m); err != nil {
-			closeAll(fds)
-			return handoff{}, nil, fmt.Errorf("pre-spawner: %w", err)
-		}
-		return m, fds, nil
+	n, flags, fds, err := userns.RecvWithFDs(fd, buf, 3)
+	if err != nil {
+		return handoff{}, nil, err
 	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n == 0 {
+		closeAll(fds)
+		return handoff{}, nil, errors.New("pre-spawner closed the connection")
+	}
+	var m handoff
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		closeAll(fds)
+		return handoff{}, nil, fmt.Errorf("pre-spawner: %w", err)
+	}
+	return m, fds, nil
 }
 
 func closeAll(fds []int) {

@@ -134,17 +134,7 @@ type Spawned struct {
 // is not nil its spec is written while the maps are, which takes it off
 // the critical path. Errors are *SpawnError or *MapError.
 func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawned, error) {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	t0 := o.Start
-	if t0.IsZero() {
-		t0 = time.Now()
-	}
-	stage := func(name string, at time.Time) {
-		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
-	}
+	stage := o.stageLogger()
 
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -251,6 +241,21 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 	return sp, nil
 }
 
+// stageLogger logs a stage's time since o.Start (or now) under --debug.
+func (o Options) stageLogger() func(name string, at time.Time) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t0 := o.Start
+	if t0.IsZero() {
+		t0 = time.Now()
+	}
+	return func(name string, at time.Time) {
+		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
+	}
+}
+
 func orFile(f, fallback *os.File) *os.File {
 	if f == nil {
 		return fallback
@@ -326,17 +331,7 @@ func Adopt(sync, specW, pidfd *os.File) (*Spawned, error) {
 // Run sends the spec (unless Spawn did) and the continue message, then
 // relays signals and the terminal until the command ends.
 func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, error) {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	t0 := o.Start
-	if t0.IsZero() {
-		t0 = time.Now()
-	}
-	stage := func(name string, at time.Time) {
-		log.Debug("stage", "stage", name, "ms", fmt.Sprintf("%.2f", float64(at.Sub(t0).Microseconds())/1000))
-	}
+	stage := o.stageLogger()
 	defer sp.release()
 	if !sp.specSent {
 		sp.specSent = true

@@ -118,19 +118,42 @@ func (c conn) send(m message, fds ...int) error {
 // Any fds attached are returned (the caller owns them).
 func (c conn) recv() (message, []int, error) {
 	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, flags, fds, err := RecvWithFDs(int(c.f.Fd()), buf, 4)
+	if err != nil {
+		return message{}, nil, fmt.Errorf("sync socket: %w", err)
+	}
+	if n == 0 {
+		closeAll(fds)
+		return message{}, nil, errPeerGone
+	}
+	if flags&unix.MSG_TRUNC != 0 {
+		closeAll(fds)
+		return message{}, nil, errors.New("sync socket: message truncated")
+	}
+	var m message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		closeAll(fds)
+		return message{}, nil, fmt.Errorf("sync socket: %w", err)
+	}
+	return m, fds, nil
+}
+
+// RecvWithFDs reads one packet from the socket fd into buf, with up to
+// maxFDs fds attached (received close-on-exec; the caller owns them),
+// retrying on EINTR. n is 0 at the end of the stream.
+func RecvWithFDs(fd int, buf []byte, maxFDs int) (n, flags int, fds []int, err error) {
+	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		var oobn int
+		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return message{}, nil, fmt.Errorf("sync socket: %w", err)
+			return 0, 0, nil, err
 		}
-		var fds []int
 		if oobn > 0 {
-			cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err == nil {
+			if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 				for _, cm := range cmsgs {
 					if got, err := unix.ParseUnixRights(&cm); err == nil {
 						fds = append(fds, got...)
@@ -138,20 +161,7 @@ func (c conn) recv() (message, []int, error) {
 				}
 			}
 		}
-		if n == 0 {
-			closeAll(fds)
-			return message{}, nil, errPeerGone
-		}
-		if flags&unix.MSG_TRUNC != 0 {
-			closeAll(fds)
-			return message{}, nil, errors.New("sync socket: message truncated")
-		}
-		var m message
-		if err := json.Unmarshal(buf[:n], &m); err != nil {
-			closeAll(fds)
-			return message{}, nil, fmt.Errorf("sync socket: %w", err)
-		}
-		return m, fds, nil
+		return n, flags, fds, nil
 	}
 }
 
