@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,7 +12,8 @@ import (
 )
 
 // Prespawners lists the pids of the pre-spawners whose socket directory
-// (their fd 3) is below dir: those the runs of a test started.
+// (their fd 3) is below dir: those the runs of a test started. A child a
+// pre-spawner is forking looks like one until it execs; it is left out.
 func Prespawners(dir string) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -39,7 +41,35 @@ func Prespawners(dir string) []int {
 			pids = append(pids, pid)
 		}
 	}
-	return pids
+	var out []int
+	for _, pid := range pids {
+		if !slices.Contains(pids, parentOf(pid)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// parentOf is pid's parent, or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
 }
 
 // StopPrespawners ends the pre-spawners Prespawners(dir) finds with
