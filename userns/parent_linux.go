@@ -197,8 +197,11 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 	waitc := make(chan syscall.WaitStatus, 1)
 	go func() {
 		// Parent-death signals are per thread in Go: keep this thread for
-		// the whole life of the child, and never unlock it.
+		// the whole life of the child. Unlocked, not ended, when the
+		// goroutine returns: ending it would also kill whatever earlier,
+		// unlocked code started from it with a parent-death signal.
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		// syscall rather than os: no pidfd probe, one fork less.
 		pid, _, err := syscall.StartProcess("/proc/self/exe", argv, attr)
 		if err != nil {
