@@ -2,11 +2,11 @@
 # hack/ci.sh: the whole CI run. Run as root, no stdin needed (`make ci`).
 #
 #   1 hack/setup.sh       packages, the test user and its subordinate ranges
-#   2 make build          bin/sandbox
+#   2 make build          bin/sandbox, bin/sandbox-store
 #   3 make lint           gofmt, go vet, staticcheck, shellcheck
 #   4 compile tests       every package with tests, as root, into a temp tree
-#                         (-race except test/integration, which drives the
-#                         built binary instead)
+#                         (-race except test/integration and test/image,
+#                         which drive the built binaries instead)
 #   5 run tests           each test binary AS the unprivileged test user, with
 #                         SANDBOX_TEST_STRICT=1 and SANDBOX_BIN set, from its
 #                         package's directory in a copy of the source tree
@@ -23,7 +23,16 @@ REPO=$PWD
 export PATH=$PATH:/usr/local/go/bin
 TEST_USER=${TEST_USER:-sandbox-test}
 TEST_TIMEOUT=${TEST_TIMEOUT:-20m}
-INTEGRATION_PKG=sandbox/test/integration
+# The suites that drive the built binaries: no -race (nothing of theirs
+# runs in the test binary worth racing), CGO_ENABLED=1 all the same.
+NORACE_PKGS=" sandbox/test/integration sandbox/test/image "
+# Build tags of the store packages (image, cmd/sandbox-store): see the
+# Makefile. Every go command below compiles with them. With them, those
+# packages build with cgo and -race as well: what stays cgo is
+# containers/storage's pkg/unshare, drivers/quota and drivers/copy,
+# mattn/go-sqlite3 and miekg/pkcs11, all of which link with gcc and libc.
+GOFLAGS="$(go env GOFLAGS) -tags=$(cat hack/build-tags)"
+export GOFLAGS
 
 say() { printf '\nci: === %s\n' "$*"; }
 
@@ -57,9 +66,12 @@ mkdir -p "$TMP/bin" "$TMP/tests" "$TMP/logs" "$TMP/src"
 # The source tree, so each test runs from its package directory as under
 # `go test` (testdata/, ../../testdata, golden files all resolve).
 tar -C "$REPO" --exclude=./.git --exclude=./bin --exclude=./bench/out -cf - . | tar -C "$TMP/src" -xf -
-if [[ -x bin/sandbox ]]; then
-	cp bin/sandbox "$TMP/bin/sandbox"
-fi
+# sandbox finds its store helper in its own directory.
+for b in sandbox sandbox-store; do
+	if [[ -x bin/$b ]]; then
+		cp "bin/$b" "$TMP/bin/$b"
+	fi
+done
 SANDBOX_BIN=$TMP/bin/sandbox
 
 say "compile tests"
@@ -72,7 +84,7 @@ for line in "${pkgs[@]}"; do
 	IFS='|' read -r ip dir _ <<<"$line"
 	slug=${ip//\//_}
 	race=-race
-	[[ $ip == "$INTEGRATION_PKG" ]] && race=
+	[[ $NORACE_PKGS == *" $ip "* ]] && race=
 	echo "ci: go test -c $race $ip"
 	# shellcheck disable=SC2086 # $race is empty or one flag
 	if CGO_ENABLED=1 go test -c $race -o "$TMP/tests/$slug.test" "$ip" >"$TMP/logs/$slug.build" 2>&1; then

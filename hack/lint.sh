@@ -15,6 +15,10 @@ TOOLS=$PWD/bin/tools
 failed=()
 say() { printf 'lint: %s\n' "$*"; }
 
+# The store packages build only with their tags (see the Makefile).
+GOFLAGS="$(go env GOFLAGS) -tags=$(cat hack/build-tags)"
+export GOFLAGS
+
 # gofmt: every Go file outside bin/, .git/ and testdata/.
 mapfile -t gofiles < <(find . \( -path ./bin -o -path ./.git -o -name testdata -o -path ./bench/out \) -prune \
 	-o -name '*.go' -type f -print)
