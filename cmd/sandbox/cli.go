@@ -40,6 +40,17 @@ func init() {
 		"info":    {summary: "show which mode each capability would use now", run: cmdInfo},
 		"version": {summary: "print the version", run: cmdVersion},
 		"help":    {summary: "show help for a command", run: cmdHelp},
+		"pull":    {summary: "fetch an image from a registry into the image store", run: cmdPull},
+		"push":    {summary: "copy a local image to a registry", run: cmdPush},
+		"images":  {summary: "list the images in the store", run: cmdImages},
+		"rmi":     {summary: "remove images from the store", run: cmdRmi},
+		"tag":     {summary: "give a local image another name", run: cmdTag},
+		"image":   {summary: "image inspect: show a local image's config and layers", run: cmdImage},
+		"load":    {summary: "read images from a docker-archive or oci-archive", run: cmdLoad},
+		"save":    {summary: "write a local image to a docker-archive or oci-archive", run: cmdSave},
+		"import":  {summary: "make an image from a root file system tarball", run: cmdImport},
+		"login":   {summary: "store credentials for a registry", run: cmdLogin},
+		"logout":  {summary: "remove the stored credentials for a registry", run: cmdLogout},
 	}
 }
 

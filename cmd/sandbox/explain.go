@@ -39,6 +39,9 @@ var explainers = []func(error) *message{
 	// and add what the user asked for.
 	explainUserns,
 	explainIDMap,
+	// After explainUserns and explainIDMap: it hands the helper's spawn
+	// and map failures to them.
+	explainImage,
 }
 
 // explain prints err in the project's error shape and returns the exit code.

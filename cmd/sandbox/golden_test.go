@@ -19,6 +19,7 @@ import (
 	"sandbox/preflight"
 	"sandbox/profiles"
 	"sandbox/spec"
+	"sandbox/storeclient"
 	"sandbox/userns"
 )
 
@@ -135,6 +136,25 @@ func goldenCases() []goldenCase {
 		{"command-not-found", viaUserns(&userns.ChildError{Stage: userns.StageExec, Op: "exec", Path: "nosuchcmd", Errno: syscall.ENOENT}, open)},
 		{"command-not-executable", viaUserns(&userns.ChildError{Stage: userns.StageExec, Op: "exec", Path: "/home/ada/script.sh", Errno: syscall.EACCES}, open)},
 		{"keep-id-no-range", viaExplain(&fullMapError{Flag: "--userns=keep-id", Err: noRange})},
+		{"store-helper-missing", viaExplain(&storeclient.MissingError{Path: "/usr/local/bin/sandbox-store", Err: syscall.ENOENT})},
+		{"image-reference-invalid", viaExplain(&storeclient.Error{Kind: "reference", Ref: "127.0.0.1:5000/Busybox", Reason: "repository names must be lowercase"})},
+		{"image-no-registries", viaExplain(&storeclient.Error{Kind: "no-registries", Ref: "busybox"})},
+		{"image-not-found", viaExplain(&storeclient.Error{Kind: "not-found", Ref: "busybox"})},
+		{"image-layer-rejected", viaExplain(&storeclient.Error{Kind: "layer-rejected",
+			Layer: "sha256:2a40ab2bc8726e177984aab28e9304686419a2a426c560a0c9abf6e632e0bf81", Entry: "escape/evil",
+			Reason: "lies below escape, a symlink to /tmp in a lower layer; a layer may not write through a symlink"})},
+		{"image-digest-mismatch", viaExplain(&storeclient.Error{Kind: "digest-mismatch",
+			Expected: "sha256:036c98e96bfad4bd2c926e9acee3e725cd899586092934a581e42b0839a47492",
+			Actual:   "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})},
+		{"image-pull-plain-http", viaExplain(&storeclient.Error{Kind: "pull", Ref: "127.0.0.1:5000/test/busybox", Cause: "http",
+			Tried:  []string{"127.0.0.1:5000/test/busybox:latest"},
+			Reason: `pinging container registry 127.0.0.1:5000: Get "https://127.0.0.1:5000/v2/": http: server gave HTTP response to HTTPS client`})},
+		{"image-pull-unauthorized", viaExplain(&storeclient.Error{Kind: "pull", Ref: "registry.example.com/private/app", Cause: "unauthorized",
+			Tried:  []string{"registry.example.com/private/app:latest"},
+			Reason: "reading manifest latest in registry.example.com/private/app: unauthorized: authentication required"})},
+		{"image-store-single-id", func(t *testing.T) (string, int) {
+			return singleIDNotice(&idmap.HelperMissingError{Name: "newuidmap", Searched: []string{"/usr/bin", "/bin"}}) + "\n", 0
+		}},
 	}
 }
 

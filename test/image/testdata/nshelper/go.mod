@@ -1,0 +1,3 @@
+module nshelper
+
+go 1.26
