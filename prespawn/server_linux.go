@@ -132,6 +132,14 @@ func Serve(ctx context.Context, c ServerConfig) error {
 				}
 				return fmt.Errorf("accept: %w", err)
 			}
+			if warm == nil && len(held) == 0 {
+				// The last run ended as this one came: nothing competes
+				// for the CPU, so it waits for the next sandbox.
+				if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
+					unix.Close(cfd)
+					return err
+				}
+			}
 			if warm == nil {
 				// Others hold theirs: spawning one now would take as long
 				// as the run spawning its own, and both would compete for

@@ -37,14 +37,39 @@ func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.I
 	}
 	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly}
 
+	mapper, err := planRootMap(e, f, in, name)
+	if err != nil {
+		return nil, err
+	}
+	uid, gid, home, err := resolveUser([]string{dir}, f.user)
+	if err != nil {
+		return nil, err
+	}
+	return mapper, setUser(f, in, uid, gid, home)
+}
+
+// setUser makes uid:gid the command's ids, and checks they exist inside.
+func setUser(f *runFlags, in *profiles.Inputs, uid, gid uint32, home string) error {
+	if in.IDMap == spec.IDMapSingle && (uid != 0 || gid != 0) {
+		return &usageError{msg: fmt.Sprintf("user %d:%d needs the subordinate ranges: with a single-id map only root exists inside", uid, gid),
+			fix: "sandbox run -u 0 ... (or drop --userns=single; sandbox doctor says what the full map needs)"}
+	}
+	in.UID, in.GID = uid, gid
+	in.ImageEnv = append(in.ImageEnv, "HOME="+home)
+	return nil
+}
+
+// planRootMap picks the map of a root of its own: inside id 0 is the
+// caller and 1.. the subordinate ranges, or the caller's id alone.
+func planRootMap(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.IDMapper, error) {
 	var mapper userns.IDMapper
 	switch f.userns {
 	case "auto", "single":
 	default:
-		return nil, &usageError{msg: fmt.Sprintf("--userns=%s does not apply with --rootfs: inside id 0 is you", f.userns), fix: "sandbox run --rootfs DIR --userns=auto|single ..."}
+		return nil, &usageError{msg: fmt.Sprintf("--userns=%s does not apply to a root of its own: inside id 0 is you", f.userns), fix: "sandbox run --userns=auto|single ..."}
 	}
 	if len(f.uidmap) > 0 || len(f.gidmap) > 0 {
-		return nil, &usageError{msg: "--uidmap/--gidmap do not apply with --rootfs yet", fix: "drop them"}
+		return nil, &usageError{msg: "--uidmap/--gidmap do not apply to a root of its own yet", fix: "drop them"}
 	}
 	d := idmap.Decide(os.Getenv("PATH"), name, in.UID, in.GID)
 	if d.Full && f.userns == "auto" {
@@ -63,24 +88,14 @@ func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.I
 		in.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.GID, Size: 1}}
 		e.log.Debug("idmap", "mode", "single", "why", why, "note", "files of other owners in the root show as nobody")
 	}
-
-	uid, gid, home, err := resolveUser(dir, f.user)
-	if err != nil {
-		return nil, err
-	}
-	if in.IDMap == spec.IDMapSingle && (uid != 0 || gid != 0) {
-		return nil, &usageError{msg: fmt.Sprintf("--user %s needs the subordinate ranges: with a single-id map only root exists inside", f.user),
-			fix: "sandbox run --rootfs DIR ... without --user (or without --userns=single; sandbox doctor says what the full map needs)"}
-	}
-	in.UID, in.GID = uid, gid
-	in.ImageEnv = append(in.ImageEnv, "HOME="+home)
 	return mapper, nil
 }
 
 // resolveUser turns --user (USER[:GROUP], names or ids; "" is root) into
-// ids, looking names up in the root's own /etc/passwd and /etc/group,
-// read through an os.Root so their symlinks stay inside it.
-func resolveUser(dir, user string) (uid, gid uint32, home string, err error) {
+// ids, looking names up in the root's own /etc/passwd and /etc/group: in
+// the first of layers (topmost first) that has the file, read through an
+// os.Root so its symlinks stay inside that layer.
+func resolveUser(layers []string, user string) (uid, gid uint32, home string, err error) {
 	if user == "" {
 		user = "0"
 	}
@@ -88,7 +103,7 @@ func resolveUser(dir, user string) (uid, gid uint32, home string, err error) {
 	bad := func(what, v string) error {
 		return &usageError{msg: fmt.Sprintf("--user %s: no %s %q in the root's /etc/%s", user, what, v, map[string]string{"user": "passwd", "group": "group"}[what]), fix: "sandbox run -u UID[:GID] ... with numeric ids"}
 	}
-	passwd := readColonFile(dir, "etc/passwd")
+	passwd := readColonFile(layers, "etc/passwd")
 	home = "/"
 	if n, perr := strconv.ParseUint(u, 10, 32); perr == nil {
 		uid = uint32(n)
@@ -126,7 +141,7 @@ func resolveUser(dir, user string) (uid, gid uint32, home string, err error) {
 			gid = uint32(n)
 		} else {
 			found := false
-			for _, f := range readColonFile(dir, "etc/group") {
+			for _, f := range readColonFile(layers, "etc/group") {
 				if len(f) > 2 && f[0] == g {
 					if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
 						gid, found = uint32(n), true
@@ -142,16 +157,22 @@ func resolveUser(dir, user string) (uid, gid uint32, home string, err error) {
 	return uid, gid, home, nil
 }
 
-// readColonFile reads a passwd-style file of the root at dir, split into
-// fields; a missing or unreadable file is empty.
-func readColonFile(dir, name string) [][]string {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil
+// readColonFile reads a passwd-style file from the first of layers that
+// has it, split into fields; a missing or unreadable file is empty.
+func readColonFile(layers []string, name string) [][]string {
+	var fh *os.File
+	for _, dir := range layers {
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			continue
+		}
+		fh, err = root.Open(name)
+		root.Close()
+		if err == nil {
+			break
+		}
 	}
-	defer root.Close()
-	fh, err := root.Open(name)
-	if err != nil {
+	if fh == nil {
 		return nil
 	}
 	defer fh.Close()

@@ -37,7 +37,7 @@ func TestResolveUser(t *testing.T) {
 		{linked, "eve", 0, 0, "", `no user "eve"`},
 	}
 	for _, tc := range tests {
-		uid, gid, home, err := resolveUser(tc.root, tc.user)
+		uid, gid, home, err := resolveUser([]string{tc.root}, tc.user)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("resolveUser(%q) = %v, want an error with %q", tc.user, err, tc.err)

@@ -45,14 +45,30 @@ type runFlags struct {
 	readOnly    bool
 	user        string
 	profileSet  bool
+
+	// image runs
+	pull          string
+	entrypoint    string
+	entrypointSet bool
+	rm            bool
+	name          string
+	tlsVerify     bool
+	storeRoot     string
+	storeRunRoot  string
+	afterDash     bool
 }
 
-const runUsage = `Usage: sandbox run [OPTIONS] [--] COMMAND [ARG...]
+const runUsage = `Usage: sandbox run [OPTIONS] -- COMMAND [ARG...]
+       sandbox run [OPTIONS] IMAGE [COMMAND [ARG...]]
 
 Run COMMAND from the host in new user, mount, PID, UTS, IPC, network and
 cgroup namespaces. The default profile shows the host's system directories
 read-only, the current directory read-write, and a private /tmp, /proc and
 /dev; the rest of $HOME is not visible.
+
+Or run an OCI image: the first word is an image when it is not after "--"
+and looks like a reference (REGISTRY/NAME[:TAG], NAME:TAG, ...@DIGEST) or
+names an image in the store.
 
 Options:
 `
@@ -86,6 +102,13 @@ func cmdRun(e *env, args []string) (int, error) {
 	fs.StringVar(&f.rootfs, "rootfs", "", "run from the root directory `DIR` (never written to: writes go to a layer discarded at exit)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "make the root read-only (with --rootfs)")
 	fs.StringVarP(&f.user, "user", "u", "", "run as `USER[:GROUP]` inside, names or ids (with --rootfs; default root)")
+	fs.StringVar(&f.pull, "pull", "missing", "pull the image: `missing`, always or never")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "run `PROGRAM` instead of the image's entrypoint")
+	fs.BoolVar(&f.rm, "rm", false, "remove the image's container when the command ends")
+	fs.StringVar(&f.name, "name", "", "name the image's container `NAME`")
+	fs.BoolVar(&f.tlsVerify, "tls-verify", true, "with --pull: require HTTPS with a verified certificate")
+	fs.StringVar(&f.storeRoot, "root", "", "image store `DIR` (default ~/.local/share/sandbox/storage)")
+	fs.StringVar(&f.storeRunRoot, "runroot", "", "image store run-time `DIR`")
 	fs.StringVar(&f.prespawn, "prespawn", defaultPrespawn.String(), "keep a sandbox spawned ahead for the next run for `DURATION` after this one, or off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -97,6 +120,8 @@ func cmdRun(e *env, args []string) (int, error) {
 		e.enableDebug()
 	}
 	f.profileSet = fs.Changed("profile")
+	f.entrypointSet = fs.Changed("entrypoint")
+	f.afterDash = fs.ArgsLenAtDash() == 0
 	argv := fs.Args()
 	if len(argv) == 0 {
 		return 0, &usageError{msg: "no command given", fix: "sandbox run [OPTIONS] -- COMMAND [ARG...]"}
@@ -106,10 +131,11 @@ func cmdRun(e *env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s, mapper, err := planRun(e, &f, argv)
+	s, mapper, img, err := planRun(e, &f, argv)
 	if err != nil {
 		return 0, err
 	}
+	defer img.cleanup(e)
 
 	stdin := e.stdin
 	if !f.interactive {
@@ -163,7 +189,7 @@ func fileOf(w any, fallback *os.File) *os.File {
 
 // planRun turns the flags into a frozen spec and, when the full map is
 // used, the mapper that runs the helpers.
-func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, error) {
+func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *imageRun, error) {
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	name := userName(uid)
 	in := profiles.Inputs{
@@ -183,17 +209,17 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 		CapDrop:     f.capDrop,
 	}
 	if err := parseSecurityOpts(e, f.securityOpt, &in); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
-		return nil, nil, fmt.Errorf("current directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("current directory: %w", err)
 	}
 	in.Cwd = cwd
 	for _, p := range f.envFiles {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, nil, &envFileReadError{Path: p, Err: err}
+			return nil, nil, nil, &envFileReadError{Path: p, Err: err}
 		}
 		in.EnvFiles = append(in.EnvFiles, profiles.EnvFile{Path: p, Data: b})
 	}
@@ -206,31 +232,47 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, e
 		}
 	}
 
-	var mapper userns.IDMapper
-	if f.rootfs != "" {
+	var (
+		mapper userns.IDMapper
+		img    *imageRun
+	)
+	ref, isImage, err := imageRef(argv[0], f.afterDash || f.rootfs != "", storeFlags{root: f.storeRoot})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if isImage {
+		if mapper, img, err = planImage(e, f, &in, name, ref, argv[1:]); err != nil {
+			return nil, nil, nil, err
+		}
+		if !f.profileSet {
+			f.profile = "container"
+		}
+	} else if f.rootfs != "" {
 		if mapper, err = planRootfs(e, f, &in, name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !f.profileSet {
 			f.profile = "container"
 		}
 	} else {
 		if f.readOnly || f.user != "" {
-			return nil, nil, &usageError{msg: "--read-only and --user need a root of the sandbox's own", fix: "sandbox run --rootfs DIR ..."}
+			return nil, nil, nil, &usageError{msg: "--read-only and --user need a root of the sandbox's own", fix: "sandbox run --rootfs DIR ... or sandbox run IMAGE ..."}
 		}
 		if mapper, err = planIDs(e, f, &in, name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	prof, err := profiles.Load(f.profile)
 	if err != nil {
-		return nil, nil, err
+		img.cleanup(e)
+		return nil, nil, nil, err
 	}
 	s, err := profiles.Plan(prof, in, os.DirFS("/"))
 	if err != nil {
-		return nil, nil, err
+		img.cleanup(e)
+		return nil, nil, nil, err
 	}
-	return s, mapper, nil
+	return s, mapper, img, nil
 }
 
 // planIDs decides the id maps for in and returns the mapper that writes

@@ -1,0 +1,205 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sandbox/internal/e2e"
+	"sandbox/internal/registry"
+	"sandbox/internal/testimage"
+)
+
+// runArgs is `sandbox run` on the test's store, with ARGS after the
+// store flags (run stops reading flags at the image).
+func (s *store) runArgs(args ...string) []string {
+	return append([]string{"run", "--root", s.root, "--runroot", s.runRoot}, args...)
+}
+
+// containers counts the storage containers in the store.
+func (s *store) containers() int {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.root, "overlay-containers", "containers.json"))
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var cs []json.RawMessage
+	if err := json.Unmarshal(b, &cs); err != nil {
+		s.t.Fatalf("containers.json: %v", err)
+	}
+	return len(cs)
+}
+
+func busyboxLayer(t *testing.T) testimage.Layer {
+	t.Helper()
+	p, err := testimage.FindBusybox()
+	e2e.RequireX(t, err == nil, "%v", err)
+	l, err := testimage.BusyboxLayer(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// An image not in the store is pulled by run (--pull=missing), its
+// command runs as root of it, the exit code comes through, writes stay in
+// the container, and --rm leaves no container behind.
+func TestRunImage(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	o := e2e.RunOpts{Timeout: pullTimeout}
+
+	r := e2e.RunSandbox(t, o, s.runArgs("--rm", "--tls-verify=false", ref, "sh", "-c",
+		`id -u; cat /etc/hostname; echo changed > /etc/hostname; echo new > /made; cat /made; pwd; exit 7`)...)
+	e2e.WantExit(t, r, 7)
+	got := e2e.Lines(r.Stdout)
+	if len(got) != 4 || got[0] != "0" || got[2] != "new" || got[3] != "/" {
+		t.Fatalf("run %s:\n%s", ref, r)
+	}
+	if len(s.images()) != 1 {
+		t.Errorf("run did not pull %s: %+v", ref, s.images())
+	}
+	if n := s.containers(); n != 0 {
+		t.Errorf("--rm left %d containers", n)
+	}
+	// The next container starts from the image again.
+	r = e2e.RunSandbox(t, o, s.runArgs("--rm", ref, "sh", "-c", `cat /etc/hostname; ls /made 2>&1; true`)...)
+	e2e.WantExit(t, r, 0)
+	if lines := e2e.Lines(r.Stdout); len(lines) != 2 || lines[0] != got[1] || !strings.Contains(lines[1], "No such file") {
+		t.Errorf("a second container sees the first one's writes:\n%s", r)
+	}
+
+	// Without --rm the container stays in the store.
+	r = e2e.RunSandbox(t, o, s.runArgs("--name", "kept", ref, "true")...)
+	e2e.WantExit(t, r, 0)
+	if n := s.containers(); n != 1 {
+		t.Errorf("without --rm: %d containers, want 1", n)
+	}
+
+	// --pull=never on an image that is not there fails and says which.
+	r = e2e.RunSandbox(t, o, s.runArgs("--rm", "--pull=never", reg.Addr+"/test/absent:1", "true")...)
+	e2e.WantSandboxError(t, r, "absent")
+}
+
+// Two containers of one image at once never see each other's writes.
+func TestRunImageContainersIsolated(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s.ok("pull", "--tls-verify=false", ref)
+	o := e2e.RunOpts{Timeout: pullTimeout, Dir: t.TempDir()}
+	done := make(chan e2e.Result, 1)
+	go func() {
+		r, _ := e2e.RunProg(o, e2e.Bin, s.runArgs("--rm", ref, "sh", "-c", "echo A > /f; sleep 1; cat /f")...)
+		done <- r
+	}()
+	time.Sleep(300 * time.Millisecond)
+	b := e2e.RunSandbox(t, o, s.runArgs("--rm", ref, "sh", "-c", "cat /f 2>/dev/null; echo B > /f; cat /f")...)
+	a := <-done
+	e2e.WantExit(t, a, 0)
+	e2e.WantExit(t, b, 0)
+	if strings.TrimSpace(a.Stdout) != "A" || strings.TrimSpace(b.Stdout) != "B" {
+		t.Errorf("containers share writes: A saw %q, B saw %q", a.Stdout, b.Stdout)
+	}
+}
+
+// Files keep the owners and modes their layers give them, and the
+// whiteouts of upper layers hide what lies below, as root of the
+// container sees it.
+func TestRunImageOwnershipAndWhiteouts(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	layers := append([]testimage.Layer{busyboxLayer(t)}, testimage.MultiLayerLayers()...)
+	ref := pushLayout(t, reg, testimage.Build(t, "multi", testimage.BusyboxConfig(), layers...), "multi", "test/multi:1")
+	var script strings.Builder
+	want := map[string]string{}
+	for _, f := range testimage.MultiLayerExpect() {
+		if strings.Contains(f.Path, ".wh.") {
+			continue
+		}
+		fmt.Fprintf(&script, "stat -c '%%n %%u:%%g %%a' /%s 2>/dev/null || echo /%s absent\n", f.Path, f.Path)
+		if f.Absent {
+			want["/"+f.Path] = "absent"
+		} else if f.Kind != testimage.Symlink {
+			want["/"+f.Path] = fmt.Sprintf("%d:%d %o", f.UID, f.GID, f.Mode&0o7777)
+		}
+	}
+	r := e2e.RunSandbox(t, e2e.RunOpts{Timeout: pullTimeout}, s.runArgs("--rm", "--tls-verify=false", ref, "sh", "-c", script.String())...)
+	e2e.WantExit(t, r, 0)
+	got := map[string]string{}
+	for _, l := range e2e.Lines(r.Stdout) {
+		if p, rest, ok := strings.Cut(l, " "); ok {
+			got[p] = rest
+		}
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s inside: %q, want %q", p, got[p], w)
+		}
+	}
+}
+
+// The image's entrypoint, command, environment, working directory and
+// user are used, and each flag overrides its part.
+func TestRunImageConfig(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	cfg := testimage.Config{
+		Entrypoint: []string{"/bin/sh", "-c"},
+		Cmd:        []string{`echo "$(id -u) $(pwd) $GREETING $HOME" "$@"`, "default"},
+		Env:        []string{"PATH=/bin", "GREETING=hello"},
+		WorkingDir: "/home/ada",
+		User:       "ada",
+	}
+	ref := pushLayout(t, reg, testimage.Build(t, "cfg", cfg, busyboxLayer(t)), "cfg", "test/cfg:1")
+	s.ok("pull", "--tls-verify=false", ref)
+	o := e2e.RunOpts{Timeout: pullTimeout}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{ref}, "1000 /home/ada hello /home/ada"},
+		{[]string{"-u", "0", "-w", "/tmp", "-e", "GREETING=hi", ref}, "0 /tmp hi /root"},
+		{[]string{ref, `echo override $(id -un)`}, "override ada"},
+		{[]string{"--entrypoint", "/bin/whoami", ref}, "ada"},
+		{[]string{"--read-only", ref, "touch /home/ada/x 2>&1 | grep -c Read-only"}, "1"},
+	} {
+		r := e2e.RunSandbox(t, o, s.runArgs(append([]string{"--rm"}, tc.args...)...)...)
+		e2e.WantExit(t, r, 0)
+		if got := strings.TrimSpace(r.Stdout); got != tc.want {
+			t.Errorf("run %q: %q, want %q\n%s", tc.args, got, tc.want, r)
+		}
+	}
+}
+
+// A bare word is an image only when the store has one by that name;
+// after "--" it is always a host command.
+func TestRunImageOrHostCommand(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s.ok("pull", "--tls-verify=false", ref)
+	o := e2e.RunOpts{Timeout: pullTimeout}
+	r := e2e.RunSandbox(t, o, s.runArgs("--rm", "busybox", "cat", "/etc/hostname")...)
+	e2e.WantExit(t, r, 0)
+	host, _ := os.ReadFile("/etc/hostname")
+	if strings.TrimSpace(r.Stdout) == strings.TrimSpace(string(host)) {
+		t.Errorf("'busybox' ran the host's busybox, not the image:\n%s", r)
+	}
+	r = e2e.RunSandbox(t, o, s.runArgs("--", "cat", "/etc/hostname")...)
+	e2e.WantExit(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != strings.TrimSpace(string(host)) {
+		t.Errorf("after -- a host command reads the host's /etc: %q\n%s", r.Stdout, r)
+	}
+	if n := s.containers(); n != 0 {
+		t.Errorf("%d containers left", n)
+	}
+}
