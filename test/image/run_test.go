@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,4 +203,46 @@ func TestRunImageOrHostCommand(t *testing.T) {
 	if n := s.containers(); n != 0 {
 		t.Errorf("%d containers left", n)
 	}
+}
+
+// Ten runs at once of an image not yet pulled: each pulls as needed, all
+// succeed, and the store ends with one copy of each layer and no
+// container left.
+func TestConcurrentRunsOfUnpulledImage(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	layers := append([]testimage.Layer{busyboxLayer(t)}, testimage.MultiLayerLayers()...)
+	ref := pushLayout(t, reg, testimage.Build(t, "multi", testimage.BusyboxConfig(), layers...), "multi", "test/multi:1")
+	const n = 10
+	results := make([]e2e.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e2e.RunProg(e2e.RunOpts{Dir: t.TempDir(), Timeout: pullTimeout}, e2e.Bin,
+				s.runArgs("--rm", "--tls-verify=false", ref, "sh", "-c", fmt.Sprintf("echo run-%d", i))...)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || results[i].Code != 0 || strings.TrimSpace(results[i].Stdout) != fmt.Sprintf("run-%d", i) {
+			t.Errorf("run %d: %v\n%s", i, errs[i], results[i])
+		}
+	}
+	if imgs := s.images(); len(imgs) != 1 {
+		t.Errorf("images %+v, want one", imgs)
+	}
+	seen := map[string]int{}
+	for _, l := range s.layers() {
+		seen[l.UncompressedDigest]++
+	}
+	if len(seen) != len(layers) || len(s.layers()) != len(layers) {
+		t.Errorf("store holds %d layers %v, want one each of %d", len(s.layers()), seen, len(layers))
+	}
+	if c := s.containers(); c != 0 {
+		t.Errorf("%d containers left after --rm runs", c)
+	}
+	s.wantNoTemp("after concurrent runs")
 }
