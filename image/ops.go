@@ -28,6 +28,7 @@ import (
 	"github.com/containers/storage"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Remote are the options of operations that talk to a registry.
@@ -542,10 +543,45 @@ func (st *Store) Remove(name string, force bool, registries []string) (untagged 
 			}
 		}
 	}
+	// A sandbox run straight from the image's layers (run --rm) holds a
+	// shared lock on RunLockPath while it runs; it is not a storage
+	// container, and no force removes the layers under it.
+	unlock, err := st.lockRuns(img.ID)
+	if err != nil {
+		return nil, nil, &InUseError{Name: name, Containers: []string{"a running sandbox (" + err.Error() + ")"}}
+	}
+	defer unlock()
 	if _, err := st.s.DeleteImage(img.ID, true); err != nil {
 		return nil, nil, err
 	}
 	return img.Names, []string{img.ID}, nil
+}
+
+// RunLockPath is the lock file that runs of image id hold (shared) while
+// they use its layers, below the store's graph root. The CLI creates and
+// takes it without this package: keep the two in step.
+func RunLockPath(graphRoot, id string) string {
+	return filepath.Join(graphRoot, "sandbox-runs", id+".lock")
+}
+
+// lockRuns takes image id's run lock exclusively, failing at once when a
+// run holds it. No lock file means no run ever used the image.
+func (st *Store) lockRuns(id string) (func(), error) {
+	fd, err := unix.Open(RunLockPath(st.s.GraphRoot(), id), unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errors.New("it holds the image's run lock")
+		}
+		return nil, err
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // Inspect returns a local image's details.

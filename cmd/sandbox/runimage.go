@@ -32,11 +32,13 @@ type prepared struct {
 	Work   string   `json:"work"`
 }
 
-// imageRun is what a run of an image keeps for after the command.
+// imageRun is what a run of an image keeps for after the command: the
+// storage container to remove, or the stored image whose lock it holds.
 type imageRun struct {
 	store     storeFlags
 	container string
 	remove    bool
+	stored    *storedImage
 }
 
 // imageRef tells whether the first word of `sandbox run` names an image,
@@ -110,6 +112,21 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 		return nil, nil, &usageError{msg: fmt.Sprintf("invalid --pull %q: want missing, always or never", f.pull), fix: "sandbox run --pull=missing IMAGE ..."}
 	}
 	st := storeFlags{root: f.storeRoot, runRoot: f.storeRunRoot, quiet: true, debug: f.debug}
+	if f.rm && f.name == "" && f.pull != "always" {
+		graph := st.root
+		if graph == "" {
+			graph, _ = storeclient.DefaultRoot(os.Getenv("XDG_DATA_HOME"), os.Getenv("HOME"))
+		}
+		si, err := openStored(graph, ref)
+		if err == nil {
+			e.log.Debug("image", "from", "store files", "id", si.id, "layers", len(si.layers))
+			var p prepared
+			p.Layers, p.Config.Entrypoint, p.Config.Cmd = si.layers, si.config.Entrypoint, si.config.Cmd
+			p.Config.Env, p.Config.WorkingDir, p.Config.User = si.config.Env, si.config.WorkingDir, si.config.User
+			return applyImage(e, f, in, name, ref, args, p, &imageRun{stored: si})
+		}
+		e.log.Debug("image", "from", "store helper", "why", err.Error())
+	}
 	pull := func() error {
 		pf := storeFlags{root: st.root, runRoot: st.runRoot, debug: st.debug, quiet: !e.isTerminal()}
 		var a storeAnswer
@@ -139,7 +156,13 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 	if err != nil {
 		return nil, nil, err
 	}
-	run := &imageRun{store: st, container: p.ID, remove: f.rm}
+	return applyImage(e, f, in, name, ref, args, p, &imageRun{store: st, container: p.ID, remove: f.rm})
+}
+
+// applyImage sets in up to run image p: its layers as the root (with the
+// container's directories, or a throwaway tmpfs layer when p has none),
+// its config under the flags. On error it cleans run up.
+func applyImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args []string, p prepared, run *imageRun) (userns.IDMapper, *imageRun, error) {
 	fail := func(err error) (userns.IDMapper, *imageRun, error) {
 		run.cleanup(e)
 		return nil, nil, err
@@ -193,6 +216,10 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 // cleanup removes the storage container after the run when --rm said so
 // (or the run never started).
 func (r *imageRun) cleanup(e *env) {
+	if r != nil && r.stored != nil {
+		r.stored.release()
+		return
+	}
 	if r == nil || !r.remove {
 		if r != nil {
 			e.log.Debug("image", "kept", r.container)

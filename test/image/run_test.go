@@ -246,3 +246,51 @@ func TestConcurrentRunsOfUnpulledImage(t *testing.T) {
 	}
 	s.wantNoTemp("after concurrent runs")
 }
+
+// A --rm run of an image in the store starts no store helper and makes
+// no storage container: it reads the store's files and uses a throwaway
+// layer. While it runs, rmi refuses to take the layers from under it;
+// once it ended, rmi works.
+func TestRunImageFromStoreFiles(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s.ok("pull", "--tls-verify=false", ref)
+	o := e2e.RunOpts{Timeout: pullTimeout}
+
+	r := e2e.RunSandbox(t, o, s.runArgs("--rm", "--debug", ref, "sh", "-c", "echo x > /f; cat /f; id -u")...)
+	e2e.WantExit(t, r, 0)
+	if !strings.Contains(r.Stderr, `from="store files"`) || strings.Contains(r.Stderr, "store helper started") {
+		t.Errorf("a --rm run of a stored image used the store helper:\n%s", r.Stderr)
+	}
+	if got := e2e.Lines(r.Stdout); len(got) != 2 || got[0] != "x" || got[1] != "0" {
+		t.Errorf("output:\n%s", r)
+	}
+
+	// The long run says it started through a volume; by then it holds
+	// the image's run lock.
+	mark := t.TempDir()
+	long, stderr := startSandbox(t, s.runArgs("--rm", "-v", mark+":/mark", ref, "sh", "-c", "touch /mark/started; sleep 3")...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(mark, "started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the long run never started: %s", stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.containers(); n != 0 {
+		t.Errorf("a --rm run made %d storage containers", n)
+	}
+	r = s.run("rmi", ref)
+	e2e.WantSandboxError(t, r, "running sandbox")
+	if err := long.Wait(); err != nil {
+		t.Fatalf("the long run: %v\n%s", err, stderr)
+	}
+	s.ok("rmi", ref)
+	if imgs := s.images(); len(imgs) != 0 {
+		t.Errorf("after rmi: %+v", imgs)
+	}
+}
