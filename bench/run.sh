@@ -21,7 +21,10 @@
 # As root it runs hack/setup.sh, builds, and re-runs itself as the
 # unprivileged test user (rootless is what is measured); as any other user it
 # measures as that user. The hyperfine JSON lands in bench/out/.
-# Knobs: RUNS (200, back-to-back), LAT_RUNS (60, latency), WARMUP (20),
+# Then images: `sandbox run --rm IMAGE /bin/true` (pre-spawned and
+# direct) against podman and runc, latency and back-to-back.
+# Knobs: RUNS (200, back-to-back), LAT_RUNS (60, latency), IMG_RUNS (20,
+# images), WARMUP (20),
 # SANDBOX=/path/to/binary (skip the build).
 # If sandbox fails to run /bin/true, the error is shown and the peers are
 # measured without it.
@@ -29,6 +32,7 @@ set -uo pipefail
 
 RUNS=${RUNS:-200}
 LAT_RUNS=${LAT_RUNS:-60}
+IMG_RUNS=${IMG_RUNS:-20}
 WARMUP=${WARMUP:-20}
 TEST_USER=${TEST_USER:-sandbox-test}
 
@@ -36,11 +40,69 @@ TEST_USER=${TEST_USER:-sandbox-test}
 # are. The bench's pre-spawner keeps its socket below DIR and is stopped at
 # the end.
 measure() {
-	mkdir -m 0700 "$1/xdg-run" || return 1
+	mkdir -m 0700 "$1/xdg-run" "$1/data" || return 1
 	XDG_RUNTIME_DIR=$1/xdg-run measure_in "$1"
 	local rc=$?
+	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data measure_images "$1" || rc=1
 	stop_prespawners "$1/xdg-run"
+	# The stores hold files of subordinate ids: removed from inside.
+	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" 2>/dev/null
 	return "$rc"
+}
+
+# measure_images DIR: `sandbox run --rm IMAGE /bin/true` against podman
+# (--runtime runc: crun refuses rootless runs on a hybrid cgroup layout)
+# and runc on an unpacked bundle, the same busybox root in each, made
+# here without network and imported into both stores.
+measure_images() {
+	local dir=$1 sb=$1/sandbox bb root=$1/imgroot a
+	echo
+	echo "bench: images: sandbox, podman $(podman --version 2>/dev/null | awk '{print $3}'), runc $(runc --version 2>/dev/null | awk 'NR==1{print $3}')"
+	bb=$(command -v busybox) || { echo "bench: images: no busybox, skipped"; return 0; }
+	mkdir -p "$root/bin" "$root/etc" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" || return 1
+	cp "$bb" "$root/bin/busybox"
+	for a in sh true ls cat id; do ln -s busybox "$root/bin/$a"; done
+	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+	tar -C "$root" -cf "$dir/root.tar" . || return 1
+	"$sb" import "$dir/root.tar" localhost/bench >/dev/null || { echo "bench: sandbox import FAILED"; return 1; }
+	local args=(-n "sandbox" "$sb run --rm localhost/bench /bin/true"
+		-n "direct" "$sb run --rm --prespawn=off localhost/bench /bin/true")
+	if podman import "$dir/root.tar" localhost/bench >/dev/null 2>&1 &&
+		podman --runtime runc run --rm --network=none localhost/bench /bin/true >/dev/null 2>&1; then
+		args+=(-n podman "podman --runtime runc run --rm --network=none localhost/bench /bin/true")
+	else
+		echo "bench: podman did not run the image; left out"
+	fi
+	mkdir -p "$dir/bundle" && cp -a "$root" "$dir/bundle/rootfs" &&
+		(cd "$dir/bundle" && runc spec --rootless) &&
+		sed -i 's/"terminal": true/"terminal": false/; s#"sh"#"/bin/true"#' "$dir/bundle/config.json"
+	if runc --root "$dir/runc" run --bundle "$dir/bundle" bench >/dev/null 2>&1; then
+		args+=(-n runc "runc --root $dir/runc run --bundle $dir/bundle bench")
+	else
+		echo "bench: runc did not run the bundle; left out"
+	fi
+	echo "bench: images, latency: each run after a 100 ms pause ($IMG_RUNS runs)"
+	hyperfine -N --prepare 'sleep 0.1' --warmup 3 --runs "$IMG_RUNS" --time-unit millisecond \
+		--export-json "$dir/images-latency.json" "${args[@]}" </dev/null || return 1
+	image_ratios "$dir/images-latency.json"
+	echo "bench: images, back-to-back ($IMG_RUNS runs)"
+	hyperfine -N --warmup 3 --runs "$IMG_RUNS" --time-unit millisecond \
+		--export-json "$dir/images.json" "${args[@]}" </dev/null || return 1
+	image_ratios "$dir/images.json"
+}
+
+# image_ratios FILE: medians, and how many times faster sandbox is.
+image_ratios() {
+	python3 - "$1" <<'PY'
+import json, sys
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+for name, r in res.items():
+    print(f"  {name:<8} median {r['median'] * 1000:8.2f} ms")
+for peer in ("podman", "runc"):
+    for own in ("sandbox", "direct"):
+        if peer in res and own in res:
+            print(f"  {peer}/{own:<8} {res[peer]['median'] / res[own]['median']:6.2f}x (sandbox faster above 1)")
+PY
 }
 
 measure_in() {
@@ -176,6 +238,7 @@ dir=$(mktemp -d /var/tmp/sandbox-bench.XXXX)
 trap 'rm -rf "$dir"' EXIT
 if [[ -e $bin ]]; then
 	cp "$bin" "$dir/sandbox"
+	[[ -e $(dirname "$bin")/sandbox-store ]] && cp "$(dirname "$bin")/sandbox-store" "$dir/sandbox-store"
 else
 	printf '#!/bin/sh\necho "%s: not built" >&2\nexit 127\n' "$bin" >"$dir/sandbox"
 	chmod 0755 "$dir/sandbox"
@@ -187,7 +250,7 @@ if [[ $EUID -eq 0 ]]; then
 	chmod 0755 "$dir"
 	runuser -u "$TEST_USER" -- env -i HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" \
 		PATH=/usr/local/bin:/usr/bin:/bin USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		RUNS="$RUNS" LAT_RUNS="$LAT_RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
+		RUNS="$RUNS" LAT_RUNS="$LAT_RUNS" IMG_RUNS="$IMG_RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
 	rc=$?
 else
 	bash "$dir/run.sh" --measure "$dir" </dev/null
@@ -197,6 +260,9 @@ fi
 if [[ -s $dir/bench.json ]]; then
 	out=$REPO/bench/out
 	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	for f in images images-latency; do
+		[[ -s $dir/$f.json ]] && mkdir -p "$out" && cp "$dir/$f.json" "$out/latest-$f.json"
+	done
 	if mkdir -p "$out" 2>/dev/null && cp "$dir/bench.json" "$out/bench-$stamp.json" &&
 		cp "$dir/bench.json" "$out/latest.json" && cp "$dir/latency.json" "$out/latency-$stamp.json" &&
 		cp "$dir/latency.json" "$out/latest-latency.json"; then

@@ -29,6 +29,8 @@ PACKAGES=(
 	pkg-config
 	bubblewrap       # bench peer
 	crun             # bench peer
+	podman           # bench peer for image runs (--runtime runc here)
+	runc             # bench peer for image runs
 	hyperfine        # make bench
 	busybox-static   # test rootfs fixtures
 	docker-registry  # a real OCI distribution registry on loopback (image tests)
@@ -46,9 +48,8 @@ PACKAGES=(
 	gcc              # cgo, for go test -race
 	shellcheck       # make lint on the shell scripts
 )
-# Left out until the issues that need them (image runs, cgroup v2 guest);
-# add them to PACKAGES then:
-#   podman runc      bench peers for image runs (podman --runtime runc here)
+# Left out until the issue that needs them (the cgroup v2 guest); add them
+# to PACKAGES then:
 #   qemu-system-x86 debootstrap   the systemd + cgroup v2 guest
 
 say() { printf 'setup: %s\n' "$*"; }
