@@ -144,7 +144,7 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 		switch ce.Errno {
 		case syscall.ENOENT, syscall.ENOTDIR:
 			return &message{summary: fmt.Sprintf("command not found: %s", ce.Path), code: 127,
-				causes: []string{"the sandbox shows the host's /usr, /bin, /sbin, /lib*, /etc, /opt and the current directory; other paths are not visible"},
+				causes: []string{"a host-tool sandbox shows the host's /usr, /bin, /sbin, /lib*, /etc, /opt and the current directory; an image or --rootfs run shows only its own files"},
 				fixes:  []string{"give the full path of a program inside the sandbox, or add its directory with -v DIR:DIR:ro"}}
 		case syscall.EACCES, syscall.ENOEXEC, syscall.EPERM, syscall.EISDIR:
 			return &message{summary: fmt.Sprintf("cannot execute %s: %s", ce.Path, errText(ce.Errno)), code: 126,
