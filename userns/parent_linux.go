@@ -419,6 +419,19 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 		}
 		return Result{ExitCode: ws.ExitStatus()}, nil
 	}
+	// drain takes what the init sent before it ended; msgs is nil when
+	// the reader already saw the end of the socket.
+	drain := func() {
+		for r := range orClosed(msgs) {
+			if r.err == nil && r.m.Kind == msgExit {
+				m := r.m
+				exitMsg = &m
+			} else if r.err == nil && r.m.Kind == msgFailed {
+				childErr = r.m.childError()
+			}
+			closeAll(r.fds)
+		}
+	}
 	var gone chan struct{}
 	if sp.adopted {
 		gone = make(chan struct{})
@@ -491,28 +504,12 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			// Adopted: the init is not our child, its pidfd tells that it
 			// is gone, and only after the kernel emptied its PID
 			// namespace. What it sent is all in the socket by then.
-			for r := range orClosed(msgs) {
-				if r.err == nil && r.m.Kind == msgExit {
-					m := r.m
-					exitMsg = &m
-				} else if r.err == nil && r.m.Kind == msgFailed {
-					childErr = r.m.childError()
-				}
-				closeAll(r.fds)
-			}
+			drain()
 			return ended(nil)
 		case ws := <-sp.waitc:
 			// Drain what the child sent before it exited; msgs is nil
 			// when the reader already saw the end of the socket.
-			for r := range orClosed(msgs) {
-				if r.err == nil && r.m.Kind == msgExit {
-					m := r.m
-					exitMsg = &m
-				} else if r.err == nil && r.m.Kind == msgFailed {
-					childErr = r.m.childError()
-				}
-				closeAll(r.fds)
-			}
+			drain()
 			return ended(&ws)
 		}
 	}
