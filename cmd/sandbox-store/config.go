@@ -14,8 +14,14 @@ import (
 //
 //	# Registries tried, in order, for a name without one ("debian").
 //	registries = ["docker.io", "quay.io"]
+//	# Where the store lives; the CLI reads these and passes them as
+//	# --root and --runroot (storeclient.StorePaths).
+//	root = "/home/ada/.local/share/containers/storage"
+//	runroot = "/run/user/1000/containers"
 type config struct {
 	Registries []string `toml:"registries"`
+	Root       string   `toml:"root"`
+	RunRoot    string   `toml:"runroot"`
 }
 
 // ConfigError is a config file that cannot be read or has keys we do not

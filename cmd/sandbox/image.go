@@ -99,15 +99,8 @@ func callStore(e *env, s *storeFlags, out any, stdin *os.File, args ...string) (
 		PathEnv: os.Getenv("PATH"), Log: e.log,
 	}
 	var err error
-	if c.Root == "" {
-		if c.Root, err = storeclient.DefaultRoot(os.Getenv("XDG_DATA_HOME"), os.Getenv("HOME")); err != nil {
-			return storeclient.Mapping{}, err
-		}
-	}
-	if c.RunRoot == "" {
-		if c.RunRoot, err = storeclient.DefaultRunRoot(uid, os.Getenv("XDG_RUNTIME_DIR")); err != nil {
-			return storeclient.Mapping{}, err
-		}
+	if c.Root, c.RunRoot, err = storeclient.ResolveStore(c.Root, c.RunRoot, uid); err != nil {
+		return storeclient.Mapping{}, err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

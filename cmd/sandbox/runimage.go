@@ -69,12 +69,9 @@ func imageRef(word string, afterDash bool, store storeFlags) (string, bool, erro
 // containers/storage keeps as plain JSON: "busybox" is found as
 // REGISTRY/busybox:latest or REGISTRY/NAMESPACE/busybox:latest.
 func localImages(word string, store storeFlags) []string {
-	root := store.root
-	if root == "" {
-		var err error
-		if root, err = storeclient.DefaultRoot(os.Getenv("XDG_DATA_HOME"), os.Getenv("HOME")); err != nil {
-			return nil
-		}
+	root, err := graphRoot(store)
+	if err != nil {
+		return nil
 	}
 	b, err := os.ReadFile(filepath.Join(root, "overlay-images", "images.json"))
 	if err != nil {
@@ -101,6 +98,19 @@ func localImages(word string, store storeFlags) []string {
 	return out
 }
 
+// graphRoot is the store's graph root: --root, else the configuration
+// file's root, else the default. The run root is not needed to read it.
+func graphRoot(store storeFlags) (string, error) {
+	if store.root != "" {
+		return store.root, nil
+	}
+	root, _, err := storeclient.StorePaths(storeclient.ConfigPath(os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME")))
+	if err != nil || root != "" {
+		return root, err
+	}
+	return storeclient.DefaultRoot(os.Getenv("XDG_DATA_HOME"), os.Getenv("HOME"))
+}
+
 // planImage prepares a storage container on the image (pulling it as
 // --pull says) and sets in up to run it: its layers as the root, its
 // config's command, environment, working directory and user, overridden
@@ -113,9 +123,9 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 	}
 	st := storeFlags{root: f.storeRoot, runRoot: f.storeRunRoot, quiet: true, debug: f.debug}
 	if f.rm && f.name == "" && f.pull != "always" {
-		graph := st.root
-		if graph == "" {
-			graph, _ = storeclient.DefaultRoot(os.Getenv("XDG_DATA_HOME"), os.Getenv("HOME"))
+		graph, err := graphRoot(st)
+		if err != nil {
+			return nil, nil, err
 		}
 		si, err := openStored(graph, ref)
 		if err == nil {

@@ -294,3 +294,31 @@ func TestRunImageFromStoreFiles(t *testing.T) {
 		t.Errorf("after rmi: %+v", imgs)
 	}
 }
+
+// The store's place can come from ~/.config/sandbox/images.toml: pull,
+// images and run use it without --root.
+func TestStoreFromConfigFile(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	cfg := t.TempDir()
+	os.MkdirAll(filepath.Join(cfg, "sandbox"), 0o700)
+	body := fmt.Sprintf("root = %q\nrunroot = %q\n", s.root, s.runRoot)
+	if err := os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := e2e.RunOpts{Timeout: pullTimeout, Env: e2e.EnvWith("XDG_CONFIG_HOME=" + cfg)}
+	r := e2e.RunSandbox(t, o, "pull", "-q", "--tls-verify=false", ref)
+	e2e.WantExit(t, r, 0)
+	if imgs := s.images(); len(imgs) != 1 {
+		t.Fatalf("the pull did not land in the configured store: %+v\n%s", imgs, r)
+	}
+	r = e2e.RunSandbox(t, o, "run", "--rm", ref, "cat", "/etc/hostname")
+	e2e.WantExit(t, r, 0)
+	if strings.TrimSpace(r.Stdout) == "" {
+		t.Errorf("run from the configured store printed nothing:\n%s", r)
+	}
+	os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte("root = \"relative\"\n"), 0o600)
+	r = e2e.RunSandbox(t, o, "images")
+	e2e.WantSandboxError(t, r, "want an absolute path")
+}
