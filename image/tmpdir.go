@@ -20,6 +20,17 @@ func (st *Store) bigFilesDir() (string, func(), error) {
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", nil, err
 	}
+	// Sweeping and making a directory with its lock happen under one lock
+	// of base: a sweep must never see a lock file its maker has not locked
+	// yet, or it removes a directory in use (concurrent pulls did).
+	guard, err := os.OpenFile(filepath.Join(base, ".sweep.lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	defer guard.Close()
+	if err := unix.Flock(int(guard.Fd()), unix.LOCK_EX); err != nil {
+		return "", nil, fmt.Errorf("lock %s: %w", guard.Name(), err)
+	}
 	sweepStale(base)
 	dir, err := os.MkdirTemp(base, "copy-")
 	if err != nil {
