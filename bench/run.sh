@@ -47,6 +47,12 @@ measure() {
 	stop_prespawners "$1/xdg-run"
 	# The stores hold files of subordinate ids: removed from inside.
 	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" 2>/dev/null
+	# Rootless podman's pause process, started for this bench.
+	local pause
+	if pause=$(cat "$1/xdg-run/libpod/tmp/pause.pid" 2>/dev/null) && [[ $pause =~ ^[0-9]+$ ]] &&
+		grep -q podman "/proc/$pause/cmdline" 2>/dev/null; then
+		kill "$pause"
+	fi
 	return "$rc"
 }
 

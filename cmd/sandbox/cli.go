@@ -51,6 +51,7 @@ func init() {
 		"import":  {summary: "make an image from a root file system tarball", run: cmdImport},
 		"login":   {summary: "store credentials for a registry", run: cmdLogin},
 		"logout":  {summary: "remove the stored credentials for a registry", run: cmdLogout},
+		"rm":      {summary: "remove containers image runs left in the store", run: cmdRm},
 	}
 }
 

@@ -630,3 +630,30 @@ func writeJSON(w io.Writer, v any) error {
 	_, err = w.Write(append(b, '\n'))
 	return err
 }
+
+const rmUsage = `Usage: sandbox rm [OPTIONS] CONTAINER...
+
+Remove containers that image runs left in the store (a run without --rm
+keeps its container, with its writable layer), by name or id.
+
+Options:
+      --root DIR, --runroot DIR   image store
+`
+
+func cmdRm(e *env, args []string) (int, error) {
+	var s storeFlags
+	fs := pflag.NewFlagSet("rm", pflag.ContinueOnError)
+	s.add(fs)
+	a, err := parseFlags(e, fs, "rm", rmUsage, args, 1, -1)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range a {
+		var ans storeAnswer
+		if _, err := callStore(e, &s, &ans, nil, "remove", c); err != nil {
+			return 0, err
+		}
+		fmt.Fprintln(e.stdout, c)
+	}
+	return 0, nil
+}

@@ -84,6 +84,10 @@ func TestRunImage(t *testing.T) {
 	if n := s.containers(); n != 1 {
 		t.Errorf("without --rm: %d containers, want 1", n)
 	}
+	s.ok("rm", "kept")
+	if n := s.containers(); n != 0 {
+		t.Errorf("after sandbox rm: %d containers, want 0", n)
+	}
 
 	// --pull=never on an image that is not there fails and says which.
 	r = e2e.RunSandbox(t, o, s.runArgs("--rm", "--pull=never", reg.Addr+"/test/absent:1", "true")...)
