@@ -168,6 +168,7 @@ func cmdRun(e *env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	img.markStarted()
 	return res.ExitCode, nil
 }
 

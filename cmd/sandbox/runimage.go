@@ -18,18 +18,12 @@ import (
 // prepared is the store helper's answer to prepare: a storage container
 // on the image, its directories and the image's config.
 type prepared struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Config struct {
-		Entrypoint []string `json:"Entrypoint"`
-		Cmd        []string `json:"Cmd"`
-		Env        []string `json:"Env"`
-		WorkingDir string   `json:"WorkingDir"`
-		User       string   `json:"User"`
-	} `json:"config"`
-	Layers []string `json:"layers"` // lowest first
-	Upper  string   `json:"upper"`
-	Work   string   `json:"work"`
+	ID     string      `json:"id"`
+	Name   string      `json:"name"`
+	Config imageConfig `json:"config"`
+	Layers []string    `json:"layers"` // lowest first
+	Upper  string      `json:"upper"`
+	Work   string      `json:"work"`
 }
 
 // imageRun is what a run of an image keeps for after the command: the
@@ -39,6 +33,15 @@ type imageRun struct {
 	container string
 	remove    bool
 	stored    *storedImage
+	// started: the command ran; a container whose command never started
+	// is removed whatever --rm says, so a failed run leaves nothing.
+	started bool
+}
+
+func (r *imageRun) markStarted() {
+	if r != nil {
+		r.started = true
+	}
 }
 
 // imageRef tells whether the first word of `sandbox run` names an image,
@@ -130,9 +133,7 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 		si, err := openStored(graph, ref)
 		if err == nil {
 			e.log.Debug("image", "from", "store files", "id", si.id, "layers", len(si.layers))
-			var p prepared
-			p.Layers, p.Config.Entrypoint, p.Config.Cmd = si.layers, si.config.Entrypoint, si.config.Cmd
-			p.Config.Env, p.Config.WorkingDir, p.Config.User = si.config.Env, si.config.WorkingDir, si.config.User
+			p := prepared{Layers: si.layers, Config: si.config}
 			return applyImage(e, f, in, name, ref, args, p, &imageRun{stored: si})
 		}
 		e.log.Debug("image", "from", "store helper", "why", err.Error())
@@ -230,10 +231,11 @@ func (r *imageRun) cleanup(e *env) {
 		r.stored.release()
 		return
 	}
-	if r == nil || !r.remove {
-		if r != nil {
-			e.log.Debug("image", "kept", r.container)
-		}
+	if r == nil {
+		return
+	}
+	if !r.remove && r.started {
+		e.log.Debug("image", "kept", r.container)
 		return
 	}
 	var a storeAnswer
