@@ -88,6 +88,13 @@ func TestRunImage(t *testing.T) {
 	if n := s.containers(); n != 0 {
 		t.Errorf("after sandbox rm: %d containers, want 0", n)
 	}
+	// A run that fails before its command starts leaves no container,
+	// --rm or not.
+	r = e2e.RunSandbox(t, o, s.runArgs("-u", "nosuchuser", ref, "true")...)
+	e2e.WantSandboxError(t, r, `no user "nosuchuser"`)
+	if n := s.containers(); n != 0 {
+		t.Errorf("a run that never started left %d containers", n)
+	}
 
 	// --pull=never on an image that is not there fails and says which.
 	r = e2e.RunSandbox(t, o, s.runArgs("--rm", "--pull=never", reg.Addr+"/test/absent:1", "true")...)
@@ -101,13 +108,17 @@ func TestRunImageContainersIsolated(t *testing.T) {
 	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout, Dir: t.TempDir()}
+	// A writes, says so through a volume, and waits for B to be done.
+	mark := t.TempDir()
 	done := make(chan e2e.Result, 1)
 	go func() {
-		r, _ := e2e.RunProg(o, e2e.Bin, s.runArgs("--rm", ref, "sh", "-c", "echo A > /f; sleep 1; cat /f")...)
+		r, _ := e2e.RunProg(o, e2e.Bin, s.runArgs("--rm", "-v", mark+":/mark", ref, "sh", "-c",
+			"echo A > /f; touch /mark/a-wrote; i=0; while [ ! -e /mark/b-done ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; cat /f")...)
 		done <- r
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitFile(t, filepath.Join(mark, "a-wrote"))
 	b := e2e.RunSandbox(t, o, s.runArgs("--rm", ref, "sh", "-c", "cat /f 2>/dev/null; echo B > /f; cat /f")...)
+	os.WriteFile(filepath.Join(mark, "b-done"), nil, 0o644)
 	a := <-done
 	e2e.WantExit(t, a, 0)
 	e2e.WantExit(t, b, 0)
@@ -275,16 +286,7 @@ func TestRunImageFromStoreFiles(t *testing.T) {
 	// the image's run lock.
 	mark := t.TempDir()
 	long, stderr := startSandbox(t, s.runArgs("--rm", "-v", mark+":/mark", ref, "sh", "-c", "touch /mark/started; sleep 3")...)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(mark, "started")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the long run never started: %s", stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFile(t, filepath.Join(mark, "started"))
 	if n := s.containers(); n != 0 {
 		t.Errorf("a --rm run made %d storage containers", n)
 	}
@@ -325,4 +327,20 @@ func TestStoreFromConfigFile(t *testing.T) {
 	os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte("root = \"relative\"\n"), 0o600)
 	r = e2e.RunSandbox(t, o, "images")
 	e2e.WantSandboxError(t, r, "want an absolute path")
+}
+
+// waitFile waits (bounded) until p exists: a run inside says it got there
+// through a volume.
+func waitFile(t *testing.T, p string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
