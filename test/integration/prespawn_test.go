@@ -118,11 +118,21 @@ func TestPrespawnServesConcurrentRuns(t *testing.T) {
 	waitPrespawned(t, wd)
 	long := make(chan e2e.Result, 1)
 	go func() {
-		r, _ := e2e.RunProg(o, e2e.Bin, "run", "--debug", "--", "sleep", "6")
+		r, _ := e2e.RunProg(o, e2e.Bin, "run", "--debug", "--", "sh", "-c", "touch long-started; sleep 6")
 		long <- r
 	}()
-	// Once the long run has taken the pre-spawned sandbox, start another.
-	time.Sleep(500 * time.Millisecond)
+	// Once the long run has taken the pre-spawned sandbox (its command
+	// runs, in the shared work directory), start another.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(wd, "long-started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the long run never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	start := time.Now()
 	r := e2e.RunSandbox(t, o, "run", "--debug", "--", "true")
 	took := time.Since(start)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func treeListing(t *testing.T, dir string) string {
 		if err != nil {
 			return err
 		}
-		out = append(out, strings.TrimPrefix(p, dir)+" "+fi.Mode().String()+" "+itoa64(fi.Size()))
+		out = append(out, strings.TrimPrefix(p, dir)+" "+fi.Mode().String()+" "+strconv.FormatInt(fi.Size(), 10))
 		return nil
 	})
 	if err != nil {
@@ -27,19 +28,6 @@ func treeListing(t *testing.T, dir string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "\n")
-}
-
-func itoa64(n int64) string { return fmtDec(n) }
-
-func fmtDec(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // --rootfs runs a command in a root directory of its own: the caller is
