@@ -18,17 +18,7 @@ type handoff struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-func sendHandoff(fd int, m handoff, fds ...int) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-	return unix.Sendmsg(fd, b, oob, nil, 0)
-}
+func sendHandoff(fd int, m handoff, fds ...int) error { return userns.SendJSON(fd, m, fds...) }
 
 func recvHandoff(fd int) (handoff, []int, error) {
 	buf := make([]byte, 4096)

@@ -102,8 +102,12 @@ const maxMessage = 64 << 10
 // conn is one end of the sync socket.
 type conn struct{ f *os.File }
 
-func (c conn) send(m message, fds ...int) error {
-	b, err := json.Marshal(m)
+func (c conn) send(m message, fds ...int) error { return SendJSON(int(c.f.Fd()), m, fds...) }
+
+// SendJSON writes v as one JSON packet on the socket fd, with fds
+// attached (SCM_RIGHTS). RecvWithFDs reads it.
+func SendJSON(fd int, v any, fds ...int) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -111,7 +115,7 @@ func (c conn) send(m message, fds ...int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	return unix.Sendmsg(int(c.f.Fd()), b, oob, nil, 0)
+	return unix.Sendmsg(fd, b, oob, nil, 0)
 }
 
 // recv reads one message. io.EOF-like closure is reported as errPeerGone.

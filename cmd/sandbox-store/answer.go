@@ -12,24 +12,13 @@ import (
 	"github.com/containers/image/v5/docker"
 
 	"sandbox/image"
+	"sandbox/storeclient"
 )
 
 // errorAnswer is the JSON of a failure: a kind the CLI explains in words,
-// and the facts behind it. storeclient.Error is the same shape.
-type errorAnswer struct {
-	Kind     string   `json:"kind"`
-	Message  string   `json:"message"`
-	Ref      string   `json:"ref,omitempty"`
-	Layer    string   `json:"layer,omitempty"`
-	Entry    string   `json:"entry,omitempty"`
-	Reason   string   `json:"reason,omitempty"`
-	Expected string   `json:"expected,omitempty"`
-	Actual   string   `json:"actual,omitempty"`
-	Path     string   `json:"path,omitempty"`
-	Registry string   `json:"registry,omitempty"`
-	Cause    string   `json:"cause,omitempty"`
-	Tried    []string `json:"tried,omitempty"`
-}
+// and the facts behind it. The type is storeclient's, so both ends of the
+// contract read one definition.
+type errorAnswer = storeclient.Error
 
 // answerError writes err as {"error": ...} and returns the exit status.
 func answerError(w io.Writer, err error) int {
