@@ -203,6 +203,7 @@ func TestPrespawnerRefusesOtherPeers(t *testing.T) {
 	e2e.WantExit(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "true"), 0)
 	waitPrespawned(t, wd)
 	socks, _ := filepath.Glob(filepath.Join(socketDir(), "warm-*.sock"))
+	asked := 0
 	for _, sock := range socks {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -220,9 +221,13 @@ func TestPrespawnerRefusesOtherPeers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", sock, err)
 		}
+		asked++
 		if oobn != 0 || !strings.Contains(string(buf[:n]), `"refused"`) {
 			t.Errorf("%s answered a foreign peer with %q and %d bytes of fds", sock, buf[:n], oobn)
 		}
+	}
+	if asked == 0 {
+		t.Fatalf("no pre-spawner answered in %s (sockets %v)", socketDir(), socks)
 	}
 	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--debug", "--", "true")
 	e2e.WantExit(t, r, 0)
