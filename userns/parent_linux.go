@@ -274,9 +274,6 @@ func (sp *Spawned) writeSpec(s *spec.Spec, encoded []byte) {
 	sp.specW.Close()
 }
 
-// Pid is the init's pid in the caller's PID namespace.
-func (sp *Spawned) Pid() int { return sp.pid }
-
 // Kill ends the init and releases what refers to it.
 func (sp *Spawned) Kill() {
 	if sp.pidfd >= 0 {
