@@ -476,3 +476,31 @@ func TestModes(t *testing.T) {
 		})
 	}
 }
+
+// overlay in images.toml picks the mode info reports, and says so; a mode
+// the host cannot give is "none" with the reason.
+func TestImageRootfsWith(t *testing.T) {
+	kernelRefused := func(f *Facts) { f.Mounts.Overlay = &StepError{Step: "overlay", Errno: syscall.EPERM} }
+	tests := []struct {
+		setting string
+		change  func(*Facts)
+		mode    string
+		why     string
+	}{
+		{"", func(*Facts) {}, RootfsKernelOverlay, ""},
+		{"auto", kernelRefused, RootfsFuseOverlayfs, "kernel overlay failed"},
+		{"fuse", func(*Facts) {}, RootfsFuseOverlayfs, `overlay = "fuse" in images.toml`},
+		{"fuse", func(f *Facts) { f.FuseOverlayfs.Path = "" }, RootfsNone, "but fuse-overlayfs not found"},
+		{"fuse", func(f *Facts) { f.FuseErr = syscall.EACCES }, RootfsNone, "but /dev/fuse"},
+		{"kernel", func(*Facts) {}, RootfsKernelOverlay, ""},
+		{"kernel", kernelRefused, RootfsNone, `overlay = "kernel" in images.toml, but kernel overlay failed`},
+	}
+	for _, tt := range tests {
+		f := goodFacts()
+		tt.change(f)
+		mode, why := f.ImageRootfsWith(tt.setting)
+		if mode != tt.mode || !strings.Contains(why, tt.why) || (tt.why == "") != (why == "") {
+			t.Errorf("%q: ImageRootfsWith = %q, %q; want %q, %q", tt.setting, mode, why, tt.mode, tt.why)
+		}
+	}
+}

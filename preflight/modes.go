@@ -41,6 +41,36 @@ func (f *Facts) ImageRootfs() (mode, reason string) {
 	return RootfsFuseOverlayfs, why
 }
 
+// ImageRootfsWith is ImageRootfs under the overlay setting of the image
+// configuration file: "kernel", "fuse", or "auto"/"" (ImageRootfs).
+func (f *Facts) ImageRootfsWith(setting string) (mode, reason string) {
+	mode, why := f.ImageRootfs()
+	const in = " in images.toml"
+	switch setting {
+	case "kernel":
+		if mode == RootfsKernelOverlay {
+			return mode, ""
+		}
+		return RootfsNone, `overlay = "kernel"` + in + ", but " + why
+	case "fuse":
+		var no string
+		switch {
+		case f.CloneErr != nil:
+			no = "no user namespace"
+		case f.Mounts.Mount != nil:
+			no = "mounting in a user namespace failed: " + f.Mounts.Mount.Error()
+		case f.FuseOverlayfs.Path == "":
+			no = "fuse-overlayfs not found"
+		case f.FuseErr != nil:
+			no = "/dev/fuse: " + errnoName(f.FuseErr)
+		default:
+			return RootfsFuseOverlayfs, `overlay = "fuse"` + in
+		}
+		return RootfsNone, `overlay = "fuse"` + in + ", but " + no
+	}
+	return mode, why
+}
+
 // Networks lists the user-mode network helpers found, in the order the
 // slirp package prefers them.
 func (f *Facts) Networks() []string {

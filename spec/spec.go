@@ -44,7 +44,23 @@ type Rootfs struct {
 	Work  string `json:"work,omitempty"`
 	// ReadOnly mounts the root read-only (the mounts on it keep theirs).
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Overlay says which overlay assembles the layers: OverlayKernel
+	// (also ""), OverlayFuse, or OverlayAuto.
+	Overlay string `json:"overlay,omitempty"`
 }
+
+// Overlay modes of a Rootfs.
+const (
+	// OverlayKernel is kernel overlayfs mounted inside the user namespace.
+	OverlayKernel = "kernel"
+	// OverlayFuse is fuse-overlayfs: the sandbox mounts a FUSE file
+	// system and a daemon outside its PID namespace serves it. It needs
+	// Upper and Work, which the daemon writes.
+	OverlayFuse = "fuse"
+	// OverlayAuto is kernel overlayfs, and fuse-overlayfs when the kernel
+	// refuses it and the root has Upper and Work.
+	OverlayAuto = "auto"
+)
 
 // Symlink is a symbolic link created in the root after the mounts.
 type Symlink struct {
@@ -155,6 +171,15 @@ func (s *Spec) Validate() error {
 			if d != "" && (!path.IsAbs(d) || strings.ContainsAny(d, ":,\x00")) {
 				return &InvalidError{"rootfs upper layer", d, "is not an absolute path without ':' or ','"}
 			}
+		}
+		switch r.Overlay {
+		case "", OverlayKernel, OverlayAuto:
+		case OverlayFuse:
+			if r.Upper == "" {
+				return &InvalidError{"rootfs overlay", r.Overlay, "needs an upper directory on the host"}
+			}
+		default:
+			return &InvalidError{"rootfs overlay", r.Overlay, "is not one of kernel, fuse, auto"}
 		}
 	}
 	seen := map[string]bool{}

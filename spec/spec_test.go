@@ -220,6 +220,10 @@ func TestValidateRootfs(t *testing.T) {
 		{"comma in a layer", Rootfs{Lower: []string{"/a,upperdir=/x"}}, "rootfs layer"},
 		{"upper without work", Rootfs{Lower: []string{"/a"}, Upper: "/u"}, "rootfs upper layer"},
 		{"relative upper", Rootfs{Lower: []string{"/a"}, Upper: "u", Work: "/w"}, "rootfs upper layer"},
+		{"fuse with upper", Rootfs{Lower: []string{"/a"}, Upper: "/u", Work: "/w", Overlay: OverlayFuse}, ""},
+		{"fuse without upper", Rootfs{Lower: []string{"/a"}, Overlay: OverlayFuse}, "rootfs overlay"},
+		{"auto without upper", Rootfs{Lower: []string{"/a"}, Overlay: OverlayAuto}, ""},
+		{"unknown overlay", Rootfs{Lower: []string{"/a"}, Overlay: "btrfs"}, "rootfs overlay"},
 	}
 	for _, tc := range tests {
 		s := validSpec()

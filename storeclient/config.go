@@ -17,6 +17,7 @@ import (
 //	root = "/home/ada/.local/share/containers/storage"   # podman's store
 //	runroot = "/run/user/1000/containers"
 //	registries = ["docker.io"]
+//	overlay = "auto"   # or "kernel", "fuse"
 func ConfigPath(xdgConfigHome, home string) string {
 	if !filepath.IsAbs(xdgConfigHome) {
 		xdgConfigHome = filepath.Join(home, ".config")
@@ -36,26 +37,47 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // StorePaths reads root and runroot from the configuration file at path;
 // a missing file or key is "". Paths must be absolute.
 func StorePaths(path string) (root, runRoot string, err error) {
+	c, err := readConfig(path)
+	return c.Root, c.RunRoot, err
+}
+
+// Overlay reads overlay from the configuration file at path: "kernel",
+// "fuse", "auto", or "" when the file or key is missing.
+func Overlay(path string) (string, error) {
+	c, err := readConfig(path)
+	return c.Overlay, err
+}
+
+// fileConfig is what the CLI reads of the configuration file.
+type fileConfig struct {
+	Root    string `toml:"root"`
+	RunRoot string `toml:"runroot"`
+	Overlay string `toml:"overlay"`
+}
+
+func readConfig(path string) (fileConfig, error) {
+	var c fileConfig
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", "", nil
+		return c, nil
 	}
 	if err != nil {
-		return "", "", &ConfigError{Path: path, Err: err}
-	}
-	var c struct {
-		Root    string `toml:"root"`
-		RunRoot string `toml:"runroot"`
+		return c, &ConfigError{Path: path, Err: err}
 	}
 	if err := toml.Unmarshal(b, &c); err != nil {
-		return "", "", &ConfigError{Path: path, Err: err}
+		return fileConfig{}, &ConfigError{Path: path, Err: err}
 	}
 	for k, v := range map[string]string{"root": c.Root, "runroot": c.RunRoot} {
 		if v != "" && !filepath.IsAbs(v) {
-			return "", "", &ConfigError{Path: path, Err: fmt.Errorf("%s %q: want an absolute path", k, v)}
+			return fileConfig{}, &ConfigError{Path: path, Err: fmt.Errorf("%s %q: want an absolute path", k, v)}
 		}
 	}
-	return c.Root, c.RunRoot, nil
+	switch c.Overlay {
+	case "", "kernel", "fuse", "auto":
+	default:
+		return fileConfig{}, &ConfigError{Path: path, Err: fmt.Errorf("overlay %q: want kernel, fuse or auto", c.Overlay)}
+	}
+	return c, nil
 }
 
 // ResolveStore fills in root and runRoot left empty by flags: from the

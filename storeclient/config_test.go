@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,27 @@ func TestStorePaths(t *testing.T) {
 	}
 	if root, runRoot, err := StorePaths(filepath.Join(dir, "missing.toml")); err != nil || root != "" || runRoot != "" {
 		t.Errorf("missing file: %q, %q, %v", root, runRoot, err)
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{"": "", "overlay = \"fuse\"\n": "fuse", "overlay = \"kernel\"\nroot = \"/srv\"\n": "kernel"} {
+		p := filepath.Join(dir, "images.toml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Overlay(p); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", body, got, err, want)
+		}
+	}
+	p := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(p, []byte("overlay = \"btrfs\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConfigError
+	if _, err := Overlay(p); !errors.As(err, &ce) || !strings.Contains(err.Error(), "btrfs") {
+		t.Errorf("unknown overlay: %v, want a ConfigError naming it", err)
 	}
 }
 

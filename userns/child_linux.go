@@ -159,12 +159,18 @@ func (ch *child) mark(stage string, t time.Time) {
 }
 
 func (ch *child) fail(stage string, err error) int {
-	var se *stepError
+	var (
+		se *stepError
+		m  message
+	)
 	if errors.As(err, &se) {
-		ch.conn.send(failure(stage, se.op, se.path, se.err))
+		m = failure(stage, se.op, se.path, se.err)
 	} else {
-		ch.conn.send(failure(stage, "", "", err))
+		m = failure(stage, "", "", err)
 	}
+	var ke *kernelOverlayError
+	m.KernelOverlay = errors.As(err, &ke)
+	ch.conn.send(m)
 	return 125
 }
 
@@ -178,7 +184,9 @@ func (ch *child) run() int {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return ch.fail(StageStart, step("prctl", "PR_SET_DUMPABLE", err))
 	}
-	rootfd, err := buildRoot(s)
+	rootfd, err := buildRoot(s, func(dev, userns int) error {
+		return ch.conn.send(message{Kind: msgFuse}, dev, userns)
+	})
 	if err != nil {
 		return ch.fail(StageMounts, err)
 	}

@@ -195,7 +195,9 @@ func attach(rootfd, mfd int, dst string, file bool) error {
 // buildRoot assembles the root in a fresh tmpfs and returns an fd on it.
 // Preconditions: in the new user and mount namespaces with CAP_SYS_ADMIN,
 // id maps written, PID namespace entered (for /proc).
-func buildRoot(s *childSpec) (int, error) {
+// serveFuse hands the FUSE device of a fuse-overlayfs root and the
+// sandbox's user namespace to the parent, which starts the daemon.
+func buildRoot(s *childSpec, serveFuse func(dev, userns int) error) (int, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return -1, step("make mounts private", "/", err)
 	}
@@ -207,7 +209,7 @@ func buildRoot(s *childSpec) (int, error) {
 
 	var rootfd int
 	if s.Rootfs != nil {
-		rootfd, err = overlayRoot(s.Rootfs)
+		rootfd, err = layeredRoot(s.Rootfs, serveFuse)
 	} else {
 		rootfd, err = newFS("tmpfs", specs.Mount{Destination: "/", Options: []string{"mode=0755", "nosuid", "nodev"}})
 	}
@@ -255,6 +257,89 @@ func buildRoot(s *childSpec) (int, error) {
 	return rootfd, nil
 }
 
+// layeredRoot creates a detached root of r's layers with the overlay r
+// asks for.
+func layeredRoot(r *spec.Rootfs, serveFuse func(dev, userns int) error) (int, error) {
+	switch r.Overlay {
+	case spec.OverlayFuse:
+		return fuseRoot(serveFuse)
+	case spec.OverlayAuto:
+		fd, err := overlayRoot(r)
+		var ke *kernelOverlayError
+		if err == nil || r.Upper == "" || !errors.As(err, &ke) {
+			return fd, err
+		}
+		fd, ferr := fuseRoot(serveFuse)
+		if ferr != nil {
+			// The fuse-overlayfs failure is the one to report: the
+			// kernel's refusal is why it was tried, not what failed.
+			return -1, fmt.Errorf("fuse-overlayfs after kernel overlayfs refused (%v): %w", err, ferr)
+		}
+		return fd, nil
+	}
+	return overlayRoot(r)
+}
+
+// kernelOverlayError is the kernel refusing the overlay mount itself (as
+// opposed to a layer that cannot be opened): what makes OverlayAuto fall
+// back to fuse-overlayfs.
+type kernelOverlayError struct{ err error }
+
+func (e *kernelOverlayError) Error() string { return e.err.Error() }
+func (e *kernelOverlayError) Unwrap() error { return e.err }
+
+// fuseRoot creates a detached FUSE mount for fuse-overlayfs and has the
+// parent start the daemon on it (package fuseoverlay). The device is
+// opened here because the kernel wants it opened in the mount's user
+// namespace. Requests wait in the kernel until the daemon answers them;
+// if it never does, the connection aborts when the last device fd is
+// closed, and the first access to the root fails with ENOTCONN.
+// Preconditions: as for overlayRoot.
+func fuseRoot(serve func(dev, userns int) error) (int, error) {
+	dev, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, step("open", "/dev/fuse", err)
+	}
+	defer unix.Close(dev)
+	fsfd, err := unix.Fsopen("fuse", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, step("fsopen fuse", "/", err)
+	}
+	defer unix.Close(fsfd)
+	// rootmode: a directory; user_id/group_id: root of the sandbox, the
+	// mount's owner; allow_other: every id inside may use it (FUSE lets
+	// only processes of the mount's user namespace in, whatever this
+	// says); default_permissions: the kernel checks modes and owners.
+	for _, kv := range [][2]string{{"fd", strconv.Itoa(dev)}, {"rootmode", "40000"}, {"user_id", "0"}, {"group_id", "0"}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return -1, step("fuse option", kv[0], err)
+		}
+	}
+	for _, flag := range []string{"allow_other", "default_permissions"} {
+		if err := unix.FsconfigSetFlag(fsfd, flag); err != nil {
+			return -1, step("fuse option", flag, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, step("create fuse root", "/", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
+	if err != nil {
+		return -1, step("mount fuse root", "/", err)
+	}
+	ns, err := unix.Open("/proc/self/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(mfd)
+		return -1, step("open", "/proc/self/ns/user", err)
+	}
+	defer unix.Close(ns)
+	if err := serve(dev, ns); err != nil {
+		unix.Close(mfd)
+		return -1, step("hand over", "fuse root", err)
+	}
+	return mfd, nil
+}
+
 // overlayRoot creates a detached overlay of r's layers. The layers are
 // handed to the kernel as /proc/self/fd/N of directories opened here, so
 // the directories checked are the ones used, and host paths covered by
@@ -280,17 +365,30 @@ func overlayRoot(r *spec.Rootfs) (int, error) {
 	}
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return -1, step("fsopen overlay", "/", err)
+		return -1, &kernelOverlayError{step("fsopen overlay", "/", err)}
 	}
 	defer unix.Close(fsfd)
+	var lower []string
 	for _, l := range r.Lower {
 		p, err := dir(l, unix.AT_FDCWD)
 		if err != nil {
 			return -1, step("root layer", l, err)
 		}
-		// "lowerdir+" appends one layer below those given (Linux 6.8).
-		if err := unix.FsconfigSetString(fsfd, "lowerdir+", p); err != nil {
-			return -1, step("overlay layer", l, err)
+		lower = append(lower, p)
+	}
+	// "lowerdir+" appends one layer below those given (Linux 6.8); before
+	// it, one "lowerdir" lists them all, which the fd paths keep short.
+	for i, p := range lower {
+		err := unix.FsconfigSetString(fsfd, "lowerdir+", p)
+		if i == 0 && errors.Is(err, unix.EINVAL) {
+			err = unix.FsconfigSetString(fsfd, "lowerdir", strings.Join(lower, ":"))
+			if err != nil {
+				return -1, &kernelOverlayError{step("overlay layers", strings.Join(r.Lower, ":"), err)}
+			}
+			break
+		}
+		if err != nil {
+			return -1, &kernelOverlayError{step("overlay layer", r.Lower[i], err)}
 		}
 	}
 	upper, work := r.Upper, r.Work
@@ -319,22 +417,22 @@ func overlayRoot(r *spec.Rootfs) (int, error) {
 			return -1, step("root "+kv[0], kv[1], err)
 		}
 		if err := unix.FsconfigSetString(fsfd, kv[0], p); err != nil {
-			return -1, step("overlay "+kv[0], kv[1], err)
+			return -1, &kernelOverlayError{step("overlay "+kv[0], kv[1], err)}
 		}
 	}
 	// In a user namespace overlayfs keeps its metadata in user.overlay.*
 	// xattrs, which the layers' owner may set.
 	if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
-		return -1, step("overlay option", "userxattr", err)
+		return -1, &kernelOverlayError{step("overlay option", "userxattr", err)}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, step("create overlay root", strings.Join(r.Lower, ":"), err)
+		return -1, &kernelOverlayError{step("create overlay root", strings.Join(r.Lower, ":"), err)}
 	}
 	// nodev: device nodes in an image open nothing; setuid files gain
 	// nothing either way (no_new_privs), nosuid says so twice.
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
-		return -1, step("mount overlay root", "/", err)
+		return -1, &kernelOverlayError{step("mount overlay root", "/", err)}
 	}
 	return mfd, nil
 }

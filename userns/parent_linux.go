@@ -43,7 +43,29 @@ type Options struct {
 	Start time.Time
 	// SpecJSON, when set, is EncodeSpec of the spec, done ahead.
 	SpecJSON []byte
+	// ServeRoot starts the daemon of a FUSE root (spec.OverlayFuse, or
+	// OverlayAuto when the kernel refused): dev is the /dev/fuse
+	// connection the init mounted, userns the sandbox's user namespace.
+	// Both may be closed when it returns. Nil refuses FUSE roots.
+	ServeRoot func(dev, userns *os.File) (RootDaemon, error)
 }
+
+// RootDaemon is the process serving a FUSE root from outside the sandbox.
+type RootDaemon interface {
+	// Wait waits, at most timeout, for it to exit once the sandbox is
+	// gone, and says how it ended (nil: cleanly).
+	Wait(timeout time.Duration) error
+}
+
+// RootDaemonError is the FUSE root's daemon failing: the cause of
+// whatever the init then reported.
+type RootDaemonError struct{ Err error }
+
+func (e *RootDaemonError) Error() string { return "root file system: " + e.Err.Error() }
+func (e *RootDaemonError) Unwrap() error { return e.Err }
+
+// rootDaemonWait bounds the wait for a FUSE daemon after its sandbox.
+const rootDaemonWait = 10 * time.Second
 
 // Result is how the command ended.
 type Result struct {
@@ -380,10 +402,16 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 		tty      *relay
 		childErr error
 		pending  []os.Signal
+		daemon   RootDaemon
 	)
 	defer func() {
 		if tty != nil {
 			tty.stop()
+		}
+		if daemon != nil {
+			// Every return has the init gone or killed: the sandbox's
+			// mount namespace goes with it, and the daemon exits.
+			daemon.Wait(rootDaemonWait)
 		}
 	}()
 	// ended turns how the init ended into the result; ws is nil when the
@@ -393,6 +421,16 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			tty.finish()
 		}
 		stage("exited", time.Now())
+		if daemon != nil {
+			// Before anything is reported or removed: the daemon may
+			// still be answering what was in flight when the sandbox
+			// ended, and its failure explains the init's.
+			err := daemon.Wait(rootDaemonWait)
+			daemon = nil
+			if err != nil && (childErr != nil || !ready) {
+				return Result{}, &RootDaemonError{Err: err}
+			}
+		}
 		if childErr != nil {
 			return Result{}, childErr
 		}
@@ -447,6 +485,22 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			switch r.m.Kind {
 			case msgHello:
 				stage("hello", time.Now())
+			case msgFuse:
+				if len(r.fds) != 2 || o.ServeRoot == nil || daemon != nil {
+					closeAll(r.fds)
+					kill()
+					return Result{}, &ProtocolError{Detail: "unexpected FUSE root"}
+				}
+				dev, ns := os.NewFile(uintptr(r.fds[0]), "fuse"), os.NewFile(uintptr(r.fds[1]), "userns")
+				d, err := o.ServeRoot(dev, ns)
+				dev.Close()
+				ns.Close()
+				if err != nil {
+					kill()
+					return Result{}, &RootDaemonError{Err: err}
+				}
+				daemon = d
+				stage("root-daemon", time.Now())
 			case msgPty:
 				if len(r.fds) != 1 {
 					closeAll(r.fds)

@@ -14,6 +14,8 @@ package userns
 //	  (single map: written before the exec)
 //	continue ─────────────────────────────────▶
 //	                                           non-dumpable; open bind sources;
+//	                             ◀──────────── fuse     (fuse-overlayfs root only:
+//	start the daemon (ServeRoot)                 /dev/fuse and userns fds attached)
 //	                                           root tmpfs, mounts, symlinks,
 //	                                           pivot_root, detach old root,
 //	                                           lock down, start the command
@@ -53,6 +55,7 @@ const (
 	msgReady    = "ready"
 	msgExit     = "exit"
 	msgFailed   = "failed"
+	msgFuse     = "fuse"
 )
 
 // Stages named in failed messages and debug timings.
@@ -74,6 +77,8 @@ type message struct {
 	Path   string `json:"path,omitempty"`
 	Errno  int    `json:"errno,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// KernelOverlay: the kernel refused to mount the overlay root.
+	KernelOverlay bool `json:"kernelOverlay,omitempty"`
 
 	// continue: the init was spawned by another process and handed off;
 	// the caller's stdin, stdout and stderr are attached.
@@ -184,6 +189,9 @@ type ChildError struct {
 	Path   string
 	Errno  syscall.Errno
 	Detail string
+	// KernelOverlay: the kernel refused to mount the overlay root, which
+	// fuse-overlayfs may still serve.
+	KernelOverlay bool
 }
 
 func (e *ChildError) Error() string {
@@ -211,7 +219,7 @@ func (e *ChildError) Unwrap() error {
 }
 
 func (m message) childError() *ChildError {
-	return &ChildError{Stage: m.Stage, Op: m.Op, Path: m.Path, Errno: syscall.Errno(m.Errno), Detail: m.Detail}
+	return &ChildError{Stage: m.Stage, Op: m.Op, Path: m.Path, Errno: syscall.Errno(m.Errno), Detail: m.Detail, KernelOverlay: m.KernelOverlay}
 }
 
 // failure builds a failed message from an error, keeping the errno.

@@ -18,10 +18,13 @@ import (
 //	# --root and --runroot (storeclient.StorePaths).
 //	root = "/home/ada/.local/share/containers/storage"
 //	runroot = "/run/user/1000/containers"
+//	# How image roots are assembled; the CLI reads it (storeclient.Overlay).
+//	overlay = "auto"
 type config struct {
 	Registries []string `toml:"registries"`
 	Root       string   `toml:"root"`
 	RunRoot    string   `toml:"runroot"`
+	Overlay    string   `toml:"overlay"`
 }
 
 // ConfigError is a config file that cannot be read or has keys we do not

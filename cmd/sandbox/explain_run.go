@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/preflight"
 	"sandbox/profiles"
 	"sandbox/spec"
@@ -90,6 +91,7 @@ func explainUsernsWith(err error, facts func() preflight.UsernsFacts) *message {
 		me *userns.MapError
 		pe *userns.ProtocolError
 		fm *fullMapError
+		rd *userns.RootDaemonError
 	)
 	switch {
 	case errors.As(err, &fm):
@@ -109,8 +111,29 @@ func explainUsernsWith(err error, facts func() preflight.UsernsFacts) *message {
 		return explainChild(ce, facts)
 	case errors.As(err, &pe):
 		return &message{summary: pe.Detail, fixes: []string{"sandbox run --debug ... shows each stage", "sandbox doctor"}}
+	case errors.As(err, &rd):
+		return explainRootDaemon(rd)
 	}
 	return nil
+}
+
+// explainRootDaemon: fuse-overlayfs could not be started or failed
+// serving the root.
+func explainRootDaemon(rd *userns.RootDaemonError) *message {
+	var (
+		miss *fuseoverlay.MissingError
+		exit *fuseoverlay.ExitError
+	)
+	switch {
+	case errors.As(rd, &miss):
+		pkg := map[string]string{fuseoverlay.Program: "fuse-overlayfs", fuseoverlay.Nsenter: "util-linux"}[miss.Program]
+		return &message{summary: miss.Program + " not found in PATH: the image's root is to be served by fuse-overlayfs",
+			fixes: []string{"sudo apt-get install " + pkg + " (Debian, Ubuntu; dnf install " + pkg + " on Fedora)", "sandbox run --overlay=kernel ... where the kernel allows overlayfs in a user namespace"}}
+	case errors.As(rd, &exit):
+		return &message{summary: "fuse-overlayfs failed serving the image's root: " + exit.Error(),
+			fixes: []string{"sandbox run --overlay=kernel ...", "sandbox doctor"}}
+	}
+	return &message{summary: "cannot serve the image's root: " + errText(rd.Err), fixes: []string{"sandbox doctor"}}
 }
 
 func explainSpawn(sp *userns.SpawnError, f preflight.UsernsFacts) *message {
@@ -162,7 +185,15 @@ func explainChild(ce *userns.ChildError, facts func() preflight.UsernsFacts) *me
 		return &message{summary: fmt.Sprintf("refusing the root: %s is a symbolic link in it", ce.Path),
 			causes: []string{"the kernel's " + ce.Path + " would be mounted where the link points, outside the paths the sandbox masks"},
 			fixes:  []string{"replace the link with a directory in the image or root directory"}}
-	case ce.Op == "root layer" || ce.Op == "create overlay root":
+	case ce.KernelOverlay:
+		return &message{summary: fmt.Sprintf("the kernel refused the image's overlay root (%s %s): %s", ce.Op, ce.Path, errText(childCause(ce))),
+			causes: []string{"kernel overlayfs inside a user namespace needs Linux 5.11 or later, and the store on a file system overlayfs accepts as a layer (not NFS or an overlay)"},
+			fixes:  []string{"sandbox run --overlay=fuse ... (fuse-overlayfs serves the root instead; overlay = \"fuse\" in ~/.config/sandbox/images.toml makes it the default)", "sandbox doctor"}}
+	case ce.Path == "/dev/fuse" || ce.Op == "create fuse root" || ce.Op == "fuse option":
+		return &message{summary: fmt.Sprintf("cannot mount a fuse-overlayfs root: %s %s: %s", ce.Op, ce.Path, errText(childCause(ce))),
+			causes: []string{"the sandbox mounts FUSE inside its user namespace, which needs /dev/fuse readable and writable by you"},
+			fixes:  []string{"sandbox doctor (checks /dev/fuse)", "sandbox run --overlay=kernel ..."}}
+	case ce.Op == "root layer":
 		return &message{summary: fmt.Sprintf("cannot assemble the root from %s: %s", ce.Path, errText(childCause(ce))),
 			causes: []string{"the root is a kernel overlay of the image's layers inside the sandbox's user namespace (Linux 6.8 or later)"},
 			fixes:  []string{"sandbox doctor", "sandbox run --debug ... shows each stage"}}

@@ -17,6 +17,7 @@ import (
 	"sandbox/rundir"
 	"sandbox/seccomp"
 	"sandbox/spec"
+	"sandbox/storeclient"
 )
 
 const infoUsage = `Usage: sandbox info [OPTIONS]
@@ -115,7 +116,10 @@ func cmdInfo(e *env, args []string) (int, error) {
 	o := hostOptions(e)
 	facts := preflight.Gather(context.Background(), o)
 	d := idmap.Decide(o.PathEnv, o.User, o.UID, o.GID)
-	r := buildInfo(facts, d)
+	// A configuration file that cannot be read fails the runs that read
+	// it, with its own message; here it only does not choose.
+	overlay, _ := storeclient.Overlay(storeclient.ConfigPath(os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME")))
+	r := buildInfo(facts, d, overlay)
 	r.Prespawn = probePrespawn()
 	if format == "json" {
 		enc := json.NewEncoder(e.stdout)
@@ -127,7 +131,7 @@ func cmdInfo(e *env, args []string) (int, error) {
 
 // buildInfo puts the probes' facts and the id-mapping decision into the
 // report. It is pure.
-func buildInfo(f *preflight.Facts, d idmap.Decision) infoReport {
+func buildInfo(f *preflight.Facts, d idmap.Decision, overlay string) infoReport {
 	var r infoReport
 
 	r.IDMapping = infoIDMapping{
@@ -144,7 +148,7 @@ func buildInfo(f *preflight.Facts, d idmap.Decision) infoReport {
 		}
 	}
 
-	images, why := f.ImageRootfs()
+	images, why := f.ImageRootfsWith(overlay)
 	r.Rootfs = infoRootfs{Host: rootfsHostBinds, Images: images, Reason: why}
 
 	r.Network = infoNetwork{Mode: networkNone, Available: f.Networks()}

@@ -106,7 +106,7 @@ start              direct now; the next run starts a pre-spawner in /run/user/10
 			f, d := fullHost()
 			tt.change(f, &d)
 			var out bytes.Buffer
-			r := buildInfo(f, d)
+			r := buildInfo(f, d, "")
 			r.Prespawn = tt.prespawn
 			if err := writeInfoText(&out, r); err != nil {
 				t.Fatal(err)
@@ -120,7 +120,7 @@ start              direct now; the next run starts a pre-spawner in /run/user/10
 
 func TestInfoJSON(t *testing.T) {
 	f, d := fullHost()
-	b, err := json.Marshal(buildInfo(f, d))
+	b, err := json.Marshal(buildInfo(f, d, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestInfoJSON(t *testing.T) {
 	// Empty lists are [], not null, so consumers need no special case.
 	f.Pasta, f.Slirp4netns = preflight.Tool{}, preflight.Tool{}
 	d = idmap.Decision{Reason: &idmap.NoRangeError{Kind: idmap.UID, User: "ada", ID: 1000, File: "/etc/subuid"}}
-	b, _ = json.Marshal(buildInfo(f, d))
+	b, _ = json.Marshal(buildInfo(f, d, ""))
 	for _, want := range []string{`"available":[]`, `"subuids":[]`, `"uid_map":[]`, `"mode":"single"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s lacks %s", b, want)

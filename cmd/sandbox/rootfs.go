@@ -35,7 +35,11 @@ func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.I
 	case strings.ContainsAny(dir, ":,"):
 		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: the path holds ':' or ','", f.rootfs), fix: "move or link the directory to a path without them"}
 	}
-	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly}
+	if f.overlay == spec.OverlayFuse {
+		return nil, &usageError{msg: "--rootfs needs kernel overlayfs: its throwaway layer lives inside the sandbox, where fuse-overlayfs cannot serve it",
+			fix: "sandbox run --overlay=kernel --rootfs DIR ..."}
+	}
+	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly, Overlay: spec.OverlayKernel}
 
 	mapper, err := planRootMap(e, f, in, name)
 	if err != nil {

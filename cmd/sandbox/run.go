@@ -14,10 +14,12 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/profiles"
 	"sandbox/seccomp"
 	"sandbox/spec"
+	"sandbox/storeclient"
 	"sandbox/userns"
 )
 
@@ -56,6 +58,11 @@ type runFlags struct {
 	storeRoot     string
 	storeRunRoot  string
 	afterDash     bool
+	// overlay is the --overlay flag; resolved by overlayMode.
+	overlay string
+	// noFast: prepare a storage container even for --rm (the kernel
+	// refused the throwaway layer's overlay, fuse-overlayfs needs one).
+	noFast bool
 }
 
 const runUsage = `Usage: sandbox run [OPTIONS] -- COMMAND [ARG...]
@@ -109,6 +116,7 @@ func cmdRun(e *env, args []string) (int, error) {
 	fs.BoolVar(&f.tlsVerify, "tls-verify", true, "with --pull: require HTTPS with a verified certificate")
 	fs.StringVar(&f.storeRoot, "root", "", "image store `DIR` (default ~/.local/share/sandbox/storage)")
 	fs.StringVar(&f.storeRunRoot, "runroot", "", "image store run-time `DIR`")
+	fs.StringVar(&f.overlay, "overlay", "", "assemble an image's root with `MODE`: auto (kernel overlayfs, else fuse-overlayfs), kernel or fuse (default: overlay in images.toml, else auto)")
 	fs.StringVar(&f.prespawn, "prespawn", defaultPrespawn.String(), "keep a sandbox spawned ahead for the next run for `DURATION` after this one, or off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -131,7 +139,24 @@ func cmdRun(e *env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s, mapper, img, err := planRun(e, &f, argv)
+	for {
+		code, err := runOnce(e, &f, argv, keep)
+		var ce *userns.ChildError
+		if err != nil && errors.As(err, &ce) && ce.KernelOverlay && !f.noFast && f.overlay == spec.OverlayAuto {
+			// The kernel refused the overlay of a throwaway layer; the
+			// command never started. fuse-overlayfs needs the layer on
+			// the host: again, through a storage container.
+			e.log.Debug("image", "kernel overlay refused", err.Error(), "then", "fuse-overlayfs")
+			f.noFast = true
+			continue
+		}
+		return code, err
+	}
+}
+
+// runOnce plans and runs one sandbox.
+func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error) {
+	s, mapper, img, err := planRun(e, f, argv)
 	if err != nil {
 		return 0, err
 	}
@@ -148,6 +173,15 @@ func cmdRun(e *env, args []string) (int, error) {
 		stdin = null
 	}
 	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
+	if r := s.Rootfs; r != nil && r.Overlay != spec.OverlayKernel {
+		o.ServeRoot = func(dev, ns *os.File) (userns.RootDaemon, error) {
+			d, err := fuseoverlay.Start(r, dev, ns)
+			if err == nil {
+				e.log.Debug("root", "overlay", "fuse-overlayfs", "pid", d.Pid())
+			}
+			return d, err
+		}
+	}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
 	// Encoding the spec is cold work for this process; it overlaps finding
 	// a pre-spawned sandbox.
@@ -237,6 +271,9 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *
 		mapper userns.IDMapper
 		img    *imageRun
 	)
+	if f.overlay, err = overlayMode(f.overlay); err != nil {
+		return nil, nil, nil, err
+	}
 	ref, isImage, err := imageRef(argv[0], f.afterDash || f.rootfs != "", storeFlags{root: f.storeRoot})
 	if err != nil {
 		return nil, nil, nil, err
@@ -274,6 +311,25 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *
 		return nil, nil, nil, err
 	}
 	return s, mapper, img, nil
+}
+
+// overlayMode resolves --overlay: the flag, else overlay in images.toml,
+// else auto.
+func overlayMode(flag string) (string, error) {
+	mode := flag
+	if mode == "" {
+		var err error
+		if mode, err = storeclient.Overlay(storeclient.ConfigPath(os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"))); err != nil {
+			return "", err
+		}
+	}
+	switch mode {
+	case "":
+		return spec.OverlayAuto, nil
+	case spec.OverlayAuto, spec.OverlayKernel, spec.OverlayFuse:
+		return mode, nil
+	}
+	return "", &usageError{msg: fmt.Sprintf("invalid --overlay %q: want auto, kernel or fuse", flag), fix: "sandbox run --overlay=auto IMAGE ..."}
 }
 
 // planIDs decides the id maps for in and returns the mapper that writes

@@ -125,7 +125,10 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 		return nil, nil, &usageError{msg: fmt.Sprintf("invalid --pull %q: want missing, always or never", f.pull), fix: "sandbox run --pull=missing IMAGE ..."}
 	}
 	st := storeFlags{root: f.storeRoot, runRoot: f.storeRunRoot, quiet: true, debug: f.debug}
-	if f.rm && f.name == "" && f.pull != "always" {
+	// A run that keeps nothing needs no storage container: its writable
+	// layer is a tmpfs inside the sandbox, which only kernel overlayfs
+	// can use (fuse-overlayfs runs outside and needs a host directory).
+	if f.rm && f.name == "" && f.pull != "always" && f.overlay != spec.OverlayFuse && !f.noFast {
 		graph, err := graphRoot(st)
 		if err != nil {
 			return nil, nil, err
@@ -182,7 +185,7 @@ func applyImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args
 
 	lower := slices.Clone(p.Layers)
 	slices.Reverse(lower)
-	in.Rootfs = &spec.Rootfs{Lower: lower, Upper: p.Upper, Work: p.Work, ReadOnly: f.readOnly}
+	in.Rootfs = &spec.Rootfs{Lower: lower, Upper: p.Upper, Work: p.Work, ReadOnly: f.readOnly, Overlay: f.overlay}
 
 	mapper, err := planRootMap(e, f, in, name)
 	if err != nil {

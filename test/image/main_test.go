@@ -80,6 +80,8 @@ const pullTimeout = 2 * time.Minute
 type store struct {
 	t             *testing.T
 	root, runRoot string
+	// overlay, when set, is passed to run as --overlay.
+	overlay string
 }
 
 // newStore makes an empty store for t and removes it at the end through

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +21,66 @@ import (
 // runArgs is `sandbox run` on the test's store, with ARGS after the
 // store flags (run stops reading flags at the image).
 func (s *store) runArgs(args ...string) []string {
-	return append([]string{"run", "--root", s.root, "--runroot", s.runRoot}, args...)
+	a := []string{"run", "--root", s.root, "--runroot", s.runRoot}
+	if s.overlay != "" {
+		a = append(a, "--overlay="+s.overlay)
+	}
+	return append(a, args...)
 }
+
+// eachOverlay runs test once per root mode, kernel overlayfs and
+// fuse-overlayfs, each with a store of its own. After a fuse-overlayfs
+// subtest no daemon of its store may be left.
+func eachOverlay(t *testing.T, test func(t *testing.T, s *store)) {
+	for _, mode := range []string{"kernel", "fuse"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "fuse" {
+				e2e.RequireTool(t, "fuse-overlayfs")
+				e2e.RequireTool(t, "nsenter")
+			}
+			s := newStore(t)
+			s.overlay = mode
+			if mode == "fuse" {
+				t.Cleanup(func() { noDaemonsLeft(t, s) })
+			}
+			test(t, s)
+		})
+	}
+}
+
+// fuseDaemons lists our fuse-overlayfs processes serving s's layers.
+func fuseDaemons(s *store) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.TrimSpace(string(comm)) == "fuse-overlayfs" && strings.Contains(string(cmdline), s.root) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// noDaemonsLeft fails t when a daemon of s outlives, by 5 s, the run that
+// started it.
+func noDaemonsLeft(t *testing.T, s *store) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fuseDaemons(s)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := fuseDaemons(s); len(d) > 0 {
+		t.Errorf("fuse-overlayfs still running after its sandbox: pids %v", d)
+	}
+}
+
+// rootFSType is what the command sees mounted at /: "overlay" or "fuse".
+const rootFSType = `sed -n 's/^[^ ]* [^ ]* [^ ]* [^ ]* \/ .* - \([^ ]*\) .*/\1/p' /proc/self/mountinfo`
 
 // containers counts the storage containers in the store.
 func (s *store) containers() int {
@@ -53,9 +114,12 @@ func busyboxLayer(t *testing.T) testimage.Layer {
 // command runs as root of it, the exit code comes through, writes stay in
 // the container, and --rm leaves no container behind.
 func TestRunImage(t *testing.T) {
-	s := newStore(t)
 	reg := registry.Start(t)
 	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	eachOverlay(t, func(t *testing.T, s *store) { runImage(t, s, reg, ref) })
+}
+
+func runImage(t *testing.T, s *store, reg *registry.Registry, ref string) {
 	o := e2e.RunOpts{Timeout: pullTimeout}
 
 	r := e2e.RunSandbox(t, o, s.runArgs("--rm", "--tls-verify=false", ref, "sh", "-c",
@@ -70,6 +134,14 @@ func TestRunImage(t *testing.T) {
 	}
 	if n := s.containers(); n != 0 {
 		t.Errorf("--rm left %d containers", n)
+	}
+	// The root is the overlay asked for, and its daemon, if any, is
+	// nowhere in the sandbox.
+	r = e2e.RunSandbox(t, o, s.runArgs("--rm", ref, "sh", "-c", rootFSType+`; cat /proc/[0-9]*/comm | sort -u`)...)
+	e2e.WantExit(t, r, 0)
+	want := map[string]string{"kernel": "overlay", "fuse": "fuse"}[s.overlay]
+	if lines := e2e.Lines(r.Stdout); len(lines) == 0 || lines[0] != want || strings.Contains(r.Stdout, "fuse-overlayfs") {
+		t.Errorf("--overlay=%s: root and processes inside:\n%s", s.overlay, r)
 	}
 	// The next container starts from the image again.
 	r = e2e.RunSandbox(t, o, s.runArgs("--rm", ref, "sh", "-c", `cat /etc/hostname; ls /made 2>&1; true`)...)
@@ -103,9 +175,12 @@ func TestRunImage(t *testing.T) {
 
 // Two containers of one image at once never see each other's writes.
 func TestRunImageContainersIsolated(t *testing.T) {
-	s := newStore(t)
 	reg := registry.Start(t)
 	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	eachOverlay(t, func(t *testing.T, s *store) { containersIsolated(t, s, ref) })
+}
+
+func containersIsolated(t *testing.T, s *store, ref string) {
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout, Dir: t.TempDir()}
 	// A writes, says so through a volume, and waits for B to be done.
@@ -131,10 +206,13 @@ func TestRunImageContainersIsolated(t *testing.T) {
 // whiteouts of upper layers hide what lies below, as root of the
 // container sees it.
 func TestRunImageOwnershipAndWhiteouts(t *testing.T) {
-	s := newStore(t)
 	reg := registry.Start(t)
 	layers := append([]testimage.Layer{busyboxLayer(t)}, testimage.MultiLayerLayers()...)
 	ref := pushLayout(t, reg, testimage.Build(t, "multi", testimage.BusyboxConfig(), layers...), "multi", "test/multi:1")
+	eachOverlay(t, func(t *testing.T, s *store) { ownershipAndWhiteouts(t, s, ref) })
+}
+
+func ownershipAndWhiteouts(t *testing.T, s *store, ref string) {
 	var script strings.Builder
 	want := map[string]string{}
 	for _, f := range testimage.MultiLayerExpect() {
@@ -166,7 +244,6 @@ func TestRunImageOwnershipAndWhiteouts(t *testing.T) {
 // The image's entrypoint, command, environment, working directory and
 // user are used, and each flag overrides its part.
 func TestRunImageConfig(t *testing.T) {
-	s := newStore(t)
 	reg := registry.Start(t)
 	cfg := testimage.Config{
 		Entrypoint: []string{"/bin/sh", "-c"},
@@ -176,6 +253,10 @@ func TestRunImageConfig(t *testing.T) {
 		User:       "ada",
 	}
 	ref := pushLayout(t, reg, testimage.Build(t, "cfg", cfg, busyboxLayer(t)), "cfg", "test/cfg:1")
+	eachOverlay(t, func(t *testing.T, s *store) { imageConfig(t, s, ref) })
+}
+
+func imageConfig(t *testing.T, s *store, ref string) {
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout}
 	for _, tc := range []struct {
@@ -342,5 +423,89 @@ func waitFile(t *testing.T, p string) {
 			t.Fatalf("%s never appeared", p)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill -9 of the CLI of a fuse-overlayfs run takes the daemon and the
+// command with it, and leaves no mount of the container's layers in any
+// mount table the user can see.
+func TestFuseRootKillDashNine(t *testing.T) {
+	e2e.RequireTool(t, "fuse-overlayfs")
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s := newStore(t)
+	s.overlay = "fuse"
+	s.ok("pull", "--tls-verify=false", ref)
+	mark := t.TempDir()
+	cmd := exec.Command(e2e.Bin, s.runArgs("--rm", "-v", mark+":/mark", ref, "sh", "-c", "touch /mark/started; exec sleep 31.338")...)
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFile(t, filepath.Join(mark, "started"))
+	if d := fuseDaemons(s); len(d) != 1 {
+		t.Fatalf("fuse-overlayfs daemons of the run: %v, want one", d)
+	}
+	sleeper := findProcess("sleep\x0031.338")
+	if sleeper == 0 {
+		t.Fatal("the sandbox's sleep is not running")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	noDaemonsLeft(t, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for findProcess("sleep\x0031.338") != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if findProcess("sleep\x0031.338") != 0 {
+		t.Errorf("the sandbox's command outlived the killed CLI")
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+		if err == nil && strings.Contains(string(b), s.root) {
+			t.Errorf("process %s still sees a mount under the store: %s", e.Name(), s.root)
+		}
+	}
+}
+
+// findProcess returns the pid of a process whose command line contains
+// argv (NUL-separated), or 0.
+func findProcess(argv string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.Contains(string(b), argv) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// Without fuse-overlayfs, --overlay=fuse says what is missing and how to
+// get it, and leaves no container.
+func TestFuseRootMissingDaemon(t *testing.T) {
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s := newStore(t)
+	s.overlay = "fuse"
+	s.ok("pull", "--tls-verify=false", ref)
+	// A PATH with what a run needs but fuse-overlayfs.
+	bin := t.TempDir()
+	for _, tool := range []string{"newuidmap", "newgidmap", "nsenter"} {
+		p := e2e.RequireTool(t, tool)
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e2e.RunSandbox(t, e2e.RunOpts{Timeout: pullTimeout, Env: e2e.EnvWith("PATH=" + bin)}, s.runArgs("--rm", ref, "true")...)
+	e2e.WantSandboxError(t, r, "fuse-overlayfs not found", "apt-get install fuse-overlayfs", "--overlay=kernel")
+	if n := s.containers(); n != 0 {
+		t.Errorf("the failed run left %d containers", n)
 	}
 }
