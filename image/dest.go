@@ -73,13 +73,19 @@ func (d *checkedDest) PutBlob(ctx context.Context, stream io.Reader, info types.
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, stream})
+	spool := &errWriter{w: f}
+	n, err := io.Copy(io.MultiWriter(spool, h), ctxReader{ctx, stream})
+	switch {
+	case spool.err != nil && isNoSpace(spool.err):
+		return types.BlobInfo{}, &NoSpaceError{Path: d.st.s.GraphRoot(), Err: spool.err}
+	case spool.err != nil:
+		return types.BlobInfo{}, fmt.Errorf("spool blob %s in %s: %w", short(info.Digest.String()), d.st.s.GraphRoot(), spool.err)
+	case err != nil:
+		return types.BlobInfo{}, fmt.Errorf("read blob %s: %w", short(info.Digest.String()), err)
+	}
 	actual := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if info.Digest != "" && info.Digest.Algorithm() == digest.SHA256 && actual != info.Digest.String() {
 		return types.BlobInfo{}, &DigestError{Expected: info.Digest.String(), Actual: actual}
-	}
-	if err != nil {
-		return types.BlobInfo{}, fmt.Errorf("read blob %s: %w", short(info.Digest.String()), err)
 	}
 	if !isConfig {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -104,6 +110,21 @@ func (d *checkedDest) PutBlob(ctx context.Context, stream io.Reader, info types.
 		d.mu.Unlock()
 	}
 	return out, err
+}
+
+// errWriter keeps the first error of w, to tell a failed write (the
+// spool's file system) from a failed read (the source).
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // checkBlob decompresses a layer blob and runs CheckLayer on it.

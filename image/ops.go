@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/containers/image/v5/copy"
@@ -100,9 +101,13 @@ func (st *Store) copyImage(ctx context.Context, src types.ImageReference, name r
 		SourceCtx:      srcSys,
 		DestinationCtx: dsys,
 		ReportWriter:   progress,
+		// Signatures are not verified (policy), so they are not read:
+		// their default place is root's /var/lib/containers/sigstore
+		// whenever the caller is uid 0, in a user namespace too.
+		RemoveSignatures: true,
 	})
 	if err != nil {
-		return nil, unwrapCopy(err)
+		return nil, st.unwrapCopy(err)
 	}
 	// By the digest of what was copied: a name may have moved to another
 	// image by the time we look (a concurrent pull of a newer tag).
@@ -133,16 +138,42 @@ func (st *Store) imageByDigest(d digest.Digest) (*storage.Image, error) {
 
 // unwrapCopy keeps our own typed errors visible through containers/image's
 // wrapping.
-func unwrapCopy(err error) error {
-	var le *LayerError
-	var de *DigestError
+func (st *Store) unwrapCopy(err error) error {
+	var (
+		le *LayerError
+		de *DigestError
+		ns *NoSpaceError
+	)
 	switch {
 	case errors.As(err, &le):
 		return le
 	case errors.As(err, &de):
 		return de
+	case errors.As(err, &ns):
+		return ns
+	case isNoSpace(err):
+		// containers/storage's own writes: its blob copy, the layer's
+		// files. It removes the layer it was writing.
+		return &NoSpaceError{Path: st.s.GraphRoot(), Err: err}
 	}
 	return err
+}
+
+// NoSpaceError is the file system under Path out of space (or the user's
+// quota) while an image was being written. Nothing of the image stays.
+type NoSpaceError struct {
+	Path string
+	Err  error
+}
+
+func (e *NoSpaceError) Error() string { return "no space left in " + e.Path + ": " + e.Err.Error() }
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// isNoSpace tells a full file system or quota, also where a library kept
+// only the text of the error.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error())
 }
 
 // sys completes a system context for one copy: temporary files in tmp,
@@ -243,7 +274,10 @@ func (st *Store) export(ctx context.Context, img *storage.Image, dref types.Imag
 		DestinationCtx: dsys,
 		ReportWriter:   progress,
 	})
-	return err
+	if err != nil {
+		return st.unwrapCopy(err)
+	}
+	return nil
 }
 
 // Save writes a local image to file as a docker-archive or oci-archive.

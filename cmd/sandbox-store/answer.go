@@ -48,8 +48,11 @@ func classify(err error) errorAnswer {
 		se  *image.StoreError
 		ce  *ConfigError
 		pth *fs.PathError
+		ns  *image.NoSpaceError
 	)
 	switch {
+	case errors.As(err, &ns):
+		a.Kind, a.Path, a.Reason = "no-space", ns.Path, ns.Err.Error()
 	case errors.As(err, &ue):
 		a.Kind = "usage"
 	case errors.As(err, &re):

@@ -116,13 +116,18 @@ func explainStoreAnswer(e *storeclient.Error) *message {
 			fixes: []string{"--format docker-archive", "--format oci-archive"}}
 	case "config":
 		return &message{summary: fmt.Sprintf("cannot read %s: %s", e.Path, e.Reason),
-			causes: []string{`the file holds one key: registries = ["docker.io", ...]`},
+			causes: []string{`the file knows registries = ["docker.io", ...], root, runroot and overlay = "auto"|"kernel"|"fuse"`},
 			fixes:  []string{"edit " + e.Path}}
 	case "store":
 		return &message{summary: fmt.Sprintf("cannot open the image store at %s: %s", e.Path, e.Reason),
 			fixes: []string{"--root DIR   (use another store)"}}
 	case "file":
 		return &message{summary: fmt.Sprintf("%s: %s", e.Path, e.Reason)}
+	case "no-space":
+		return &message{summary: fmt.Sprintf("no space left on the file system of the image store %s", e.Path),
+			causes: []string{e.Reason, "nothing of the image was stored; the partial layer was removed"},
+			fixes: []string{"df -h " + shellQuote(e.Path) + "   (how full it is)", "sandbox rmi IMAGE   (free space taken by images you no longer need)",
+				"--root DIR, or root = \"DIR\" in ~/.config/sandbox/images.toml   (a store on a bigger file system)"}}
 	case "usage":
 		return &message{summary: "internal error: sandbox-store refused its arguments: " + e.Message,
 			causes: []string{"sandbox and sandbox-store come from different builds"},

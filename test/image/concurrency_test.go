@@ -197,3 +197,55 @@ func waitSpool(t *testing.T, pid int, lo, hi int64, d time.Duration) int64 {
 	t.Fatalf("no spool file of %d between %d and %d bytes within %v (last %d)", pid, lo, hi, d, last)
 	return 0
 }
+
+// A pull that fills the file system under the store fails saying so,
+// with the path, and leaves no partial layer: the space is free again
+// and the store lists no image. The store is on a 3 MiB tmpfs in a user
+// and mount namespace of the test's (unshare), where newuidmap does not
+// work and the helper maps only the caller.
+func TestPullDiskFull(t *testing.T) {
+	unshare := e2e.RequireTool(t, "unshare")
+	reg := registry.Start(t)
+	big := testimage.Layer{
+		{Kind: testimage.Dir, Path: "data", Mode: 0o755},
+		{Kind: testimage.File, Path: "data/big", Data: noise(4 << 20), Mode: 0o644},
+	}
+	small := testimage.Layer{{Kind: testimage.File, Path: "small", Data: []byte("s\n"), Mode: 0o644}}
+	pushLayout(t, reg, layoutOf(t, "big", small, big), "big", "test/big:1")
+	for _, size := range []string{"3m", "7m"} {
+		t.Run(size, func(t *testing.T) { pullDiskFull(t, unshare, reg.Addr+"/test/big:1", size) })
+	}
+}
+
+func pullDiskFull(t *testing.T, unshare, ref, size string) {
+	dir := t.TempDir()
+	script := `set -u
+mount -t tmpfs -o size=` + size + `,mode=0755 tmpfs "$1" || exit 99
+"$2" pull -q --tls-verify=false --root "$1/root" --runroot "$1/run" "$3"
+echo "pull=$?" >&2
+"$2" images --format json --root "$1/root" --runroot "$1/run" | tr -d " \n" | sed "s/^/images=/" >&2; echo >&2
+df -k "$1" | awk 'NR==2 {print "usedk=" $3}' >&2`
+	r := e2e.RunBounded(t, e2e.RunOpts{Timeout: pullTimeout}, unshare, "-Urm", "sh", "-c", script, "sh", dir, e2e.Bin, ref)
+	if r.Code == 99 {
+		t.Fatalf("cannot mount a tmpfs in a user namespace:\n%s", r)
+	}
+	t.Logf("%s", r.Stderr)
+	if !strings.Contains(r.Stderr, "pull=125") {
+		t.Fatalf("pull onto a full file system did not fail:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "no space left on the file system of the image store "+dir) {
+		t.Errorf("the error does not say the disk is full, or where:\n%s", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "images=[]") {
+		t.Errorf("the failed pull left an image:\n%s", r.Stderr)
+	}
+	var used int
+	for _, l := range e2e.Lines(r.Stderr) {
+		if v, ok := strings.CutPrefix(l, "usedk="); ok {
+			used, _ = strconv.Atoi(v)
+		}
+	}
+	if used == 0 || used > 1024 {
+		t.Errorf("%d KiB used after the failed pull: the partial layer stayed", used)
+	}
+}
