@@ -21,10 +21,15 @@
 # As root it runs hack/setup.sh, builds, and re-runs itself as the
 # unprivileged test user (rootless is what is measured); as any other user it
 # measures as that user. The hyperfine JSON lands in bench/out/.
-# Then images: `sandbox run --rm IMAGE /bin/true` (pre-spawned and
-# direct) against podman and runc, latency and back-to-back.
+# Then images: `sandbox run --rm IMAGE /bin/true` (pre-spawned, direct,
+# and with --overlay=fuse) against podman (native overlay and
+# fuse-overlayfs) and runc, latency and back-to-back. Then the file-system
+# cost inside the root (bench/fsbench: stat and read of a 20k-file tree
+# from the image, creating 20k small files, a 1 GiB sequential write with
+# fsync) on a host directory, a kernel overlay root and a fuse-overlayfs
+# root, as ratios to the host directory.
 # Knobs: RUNS (200, back-to-back), LAT_RUNS (60, latency), IMG_RUNS (20,
-# images), WARMUP (20),
+# images), WARMUP (20), FS_MIB (1024, the sequential write),
 # SANDBOX=/path/to/binary (skip the build).
 # If sandbox fails to run /bin/true, the error is shown and the peers are
 # measured without it.
@@ -33,6 +38,7 @@ set -uo pipefail
 RUNS=${RUNS:-200}
 LAT_RUNS=${LAT_RUNS:-60}
 IMG_RUNS=${IMG_RUNS:-20}
+FS_MIB=${FS_MIB:-1024}
 WARMUP=${WARMUP:-20}
 TEST_USER=${TEST_USER:-sandbox-test}
 
@@ -44,15 +50,18 @@ measure() {
 	XDG_RUNTIME_DIR=$1/xdg-run measure_in "$1"
 	local rc=$?
 	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data measure_images "$1" || rc=1
+	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data measure_fs "$1" || rc=1
 	stop_prespawners "$1/xdg-run"
 	# The stores hold files of subordinate ids: removed from inside.
-	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" 2>/dev/null
-	# Rootless podman's pause process, started for this bench.
-	local pause
-	if pause=$(cat "$1/xdg-run/libpod/tmp/pause.pid" 2>/dev/null) && [[ $pause =~ ^[0-9]+$ ]] &&
-		grep -q podman "/proc/$pause/cmdline" 2>/dev/null; then
-		kill "$pause"
-	fi
+	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" "$1/pfuse" 2>/dev/null
+	# Rootless podman's pause processes, started for this bench.
+	local pause run
+	for run in "$1/xdg-run" "$1/pfuse/run"; do
+		if pause=$(cat "$run/libpod/tmp/pause.pid" 2>/dev/null) && [[ $pause =~ ^[0-9]+$ ]] &&
+			grep -q podman "/proc/$pause/cmdline" 2>/dev/null; then
+			kill "$pause"
+		fi
+	done
 	return "$rc"
 }
 
@@ -73,11 +82,26 @@ measure_images() {
 	"$sb" import "$dir/root.tar" localhost/bench >/dev/null || { echo "bench: sandbox import FAILED"; return 1; }
 	local args=(-n "sandbox" "$sb run --rm localhost/bench /bin/true"
 		-n "direct" "$sb run --rm --prespawn=off localhost/bench /bin/true")
+	if "$sb" run --rm --overlay=fuse localhost/bench /bin/true; then
+		args+=(-n "fuse" "$sb run --rm --overlay=fuse localhost/bench /bin/true")
+	else
+		echo "bench: sandbox --overlay=fuse FAILED; left out"
+	fi
 	if podman import "$dir/root.tar" localhost/bench >/dev/null 2>&1 &&
 		podman --runtime runc run --rm --network=none localhost/bench /bin/true >/dev/null 2>&1; then
 		args+=(-n podman "podman --runtime runc run --rm --network=none localhost/bench /bin/true")
 	else
 		echo "bench: podman did not run the image; left out"
+	fi
+	# podman with fuse-overlayfs needs a store (and state) of its own.
+	local pf=(env XDG_DATA_HOME="$dir/pfuse/data" XDG_CONFIG_HOME="$dir/pfuse/config" XDG_RUNTIME_DIR="$dir/pfuse/run"
+		podman --storage-opt overlay.mount_program="$(command -v fuse-overlayfs)" --runtime runc)
+	mkdir -p -m 0700 "$dir/pfuse/data" "$dir/pfuse/config" "$dir/pfuse/run"
+	if "${pf[@]}" import "$dir/root.tar" localhost/bench >/dev/null 2>&1 &&
+		"${pf[@]}" run --rm --network=none localhost/bench /bin/true >/dev/null 2>&1; then
+		args+=(-n podman-fuse "${pf[*]} run --rm --network=none localhost/bench /bin/true")
+	else
+		echo "bench: podman with fuse-overlayfs did not run the image; left out"
 	fi
 	mkdir -p "$dir/bundle" && cp -a "$root" "$dir/bundle/rootfs" &&
 		(cd "$dir/bundle" && runc spec --rootless) &&
@@ -104,10 +128,59 @@ import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 for name, r in res.items():
     print(f"  {name:<8} median {r['median'] * 1000:8.2f} ms")
-for peer in ("podman", "runc"):
-    for own in ("sandbox", "direct"):
-        if peer in res and own in res:
-            print(f"  {peer}/{own:<8} {res[peer]['median'] / res[own]['median']:6.2f}x (sandbox faster above 1)")
+for peer, own in [("podman", "sandbox"), ("podman", "direct"), ("runc", "sandbox"), ("runc", "direct"),
+                  ("podman-fuse", "fuse"), ("podman", "fuse"), ("runc", "fuse")]:
+    if peer in res and own in res:
+        print(f"  {peer + '/' + own:<18} {res[peer]['median'] / res[own]['median']:6.2f}x (sandbox faster above 1)")
+PY
+}
+
+# measure_fs DIR: bench/fsbench (built beside the binary) inside an image
+# holding a 20k-file tree, on the tree bound in from the host, on the
+# image's root through kernel overlayfs and through fuse-overlayfs. The
+# runs keep a storage container (--name, removed after) so that the
+# writable layer is on the same disk as the host directory, not a tmpfs.
+measure_fs() {
+	local dir=$1 sb=$1/sandbox root=$1/fsroot mode out
+	[[ -x $dir/fsbench ]] || { echo "bench: fs: no fsbench binary, skipped"; return 0; }
+	echo
+	echo "bench: file-system cost inside the root (20k files of 512 B, ${FS_MIB} MiB written)"
+	mkdir -p "$root/bin" "$root/etc" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/w" "$dir/hostw" || return 1
+	cp "$dir/fsbench" "$root/bin/fsbench"
+	python3 - "$root/tree" <<'PY' || return 1
+import os, sys
+for d in range(100):
+    p = os.path.join(sys.argv[1], str(d))
+    os.makedirs(p)
+    for f in range(200):
+        with open(os.path.join(p, str(f)), "wb") as fh:
+            fh.write(os.urandom(512))
+PY
+	cp -a "$root/tree" "$dir/hosttree"
+	tar -C "$root" -cf "$dir/fsroot.tar" . || return 1
+	"$sb" import "$dir/fsroot.tar" localhost/fsbench >/dev/null || { echo "bench: fs: import FAILED"; return 1; }
+	for mode in host kernel fuse; do
+		if [[ $mode == host ]]; then
+			out=$("$sb" run --rm -v "$dir/hosttree:/hosttree:ro" -v "$dir/hostw:/hostw" localhost/fsbench \
+				/bin/fsbench /hosttree /hostw "$FS_MIB") || { echo "bench: fs: $mode FAILED"; continue; }
+		else
+			out=$("$sb" run --name "fsbench-$mode" --overlay="$mode" localhost/fsbench /bin/fsbench /tree /w "$FS_MIB") ||
+				{ echo "bench: fs: $mode FAILED"; "$sb" rm "fsbench-$mode" >/dev/null 2>&1; continue; }
+			"$sb" rm "fsbench-$mode" >/dev/null
+		fi
+		echo "{\"mode\": \"$mode\", \"result\": $out}"
+	done >"$dir/fs.jsonl"
+	python3 - "$dir/fs.jsonl" <<'PY'
+import json, sys
+rows = {r["mode"]: r["result"] for r in map(json.loads, open(sys.argv[1]))}
+ops = ["stat_ms", "read_ms", "create_ms", "write_ms"]
+print(f"  {'root':<8}" + "".join(f"{o[:-3] + ' ms':>12}" for o in ops))
+for mode, r in rows.items():
+    print(f"  {mode:<8}" + "".join(f"{r[o]:>12.1f}" for o in ops))
+if "host" in rows:
+    for mode in ("kernel", "fuse"):
+        if mode in rows:
+            print(f"  {mode + '/host':<12}" + "".join(f"{rows[mode][o] / rows['host'][o]:>10.2f}x" for o in ops))
 PY
 }
 
@@ -245,6 +318,7 @@ trap 'rm -rf "$dir"' EXIT
 if [[ -e $bin ]]; then
 	cp "$bin" "$dir/sandbox"
 	[[ -e $(dirname "$bin")/sandbox-store ]] && cp "$(dirname "$bin")/sandbox-store" "$dir/sandbox-store"
+	CGO_ENABLED=0 go build -o "$dir/fsbench" ./bench/fsbench || echo "bench: fsbench build FAILED; no file-system figures"
 else
 	printf '#!/bin/sh\necho "%s: not built" >&2\nexit 127\n' "$bin" >"$dir/sandbox"
 	chmod 0755 "$dir/sandbox"
@@ -256,7 +330,7 @@ if [[ $EUID -eq 0 ]]; then
 	chmod 0755 "$dir"
 	runuser -u "$TEST_USER" -- env -i HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" \
 		PATH=/usr/local/bin:/usr/bin:/bin USER="$TEST_USER" LOGNAME="$TEST_USER" \
-		RUNS="$RUNS" LAT_RUNS="$LAT_RUNS" IMG_RUNS="$IMG_RUNS" WARMUP="$WARMUP" bash "$dir/run.sh" --measure "$dir" </dev/null
+		RUNS="$RUNS" LAT_RUNS="$LAT_RUNS" IMG_RUNS="$IMG_RUNS" WARMUP="$WARMUP" FS_MIB="$FS_MIB" bash "$dir/run.sh" --measure "$dir" </dev/null
 	rc=$?
 else
 	bash "$dir/run.sh" --measure "$dir" </dev/null
@@ -266,8 +340,9 @@ fi
 if [[ -s $dir/bench.json ]]; then
 	out=$REPO/bench/out
 	stamp=$(date -u +%Y%m%dT%H%M%SZ)
-	for f in images images-latency; do
+	for f in images images-latency fs; do
 		[[ -s $dir/$f.json ]] && mkdir -p "$out" && cp "$dir/$f.json" "$out/latest-$f.json"
+		[[ -s $dir/$f.jsonl ]] && mkdir -p "$out" && cp "$dir/$f.jsonl" "$out/latest-$f.jsonl"
 	done
 	if mkdir -p "$out" 2>/dev/null && cp "$dir/bench.json" "$out/bench-$stamp.json" &&
 		cp "$dir/bench.json" "$out/latest.json" && cp "$dir/latency.json" "$out/latency-$stamp.json" &&

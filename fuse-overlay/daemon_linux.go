@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"sandbox/spec"
 )
 
@@ -26,6 +28,9 @@ type Daemon struct {
 	stderr *tail
 	done   chan struct{}
 	err    error // how it ended; set before done closes
+	// userns keeps the sandbox's user namespace for removing a scratch
+	// layer after the sandbox (Scratch.Remove); Close releases it.
+	userns *os.File
 }
 
 // Options returns fuse-overlayfs's -o value for r: the layers, topmost
@@ -58,12 +63,17 @@ func Start(r *spec.Rootfs, dev, userns *os.File) (*Daemon, error) {
 	cmd := exec.Command(nsenter, "--user=/proc/self/fd/3", "--preserve-credentials", "--",
 		prog, "-f", "-o", Options(r), "/dev/fd/4")
 	cmd.ExtraFiles = []*os.File{userns, dev}
-	d := &Daemon{cmd: cmd, stderr: &tail{max: 4 << 10}, done: make(chan struct{})}
+	ns, err := dup(userns)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cmd: cmd, stderr: &tail{max: 4 << 10}, done: make(chan struct{}), userns: ns}
 	cmd.Stderr = d.stderr
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		ns.Close()
 		return nil, fmt.Errorf("start %s: %w", Program, err)
 	}
 	go func() {
@@ -79,17 +89,6 @@ func Start(r *spec.Rootfs, dev, userns *os.File) (*Daemon, error) {
 
 // Pid is the daemon's process id (in the caller's PID namespace).
 func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
-
-// Exited reports whether the daemon has ended, and how: nil when it
-// exited cleanly.
-func (d *Daemon) Exited() (bool, error) {
-	select {
-	case <-d.done:
-		return true, d.err
-	default:
-		return false, nil
-	}
-}
 
 // Wait waits for the daemon to exit after its sandbox ended (the kernel
 // aborts the connection when the mount goes), killing it after timeout.
@@ -107,10 +106,21 @@ func (d *Daemon) Wait(timeout time.Duration) error {
 	return d.err
 }
 
-// Kill ends the daemon at once and waits for it.
-func (d *Daemon) Kill() {
-	d.cmd.Process.Kill()
-	<-d.done
+// Close releases what the daemon kept of its sandbox (the user
+// namespace), after Wait and any Scratch.Remove.
+func (d *Daemon) Close() {
+	if d.userns != nil {
+		d.userns.Close()
+		d.userns = nil
+	}
+}
+
+func dup(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // MissingError is a helper program not found in PATH.

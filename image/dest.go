@@ -75,17 +75,21 @@ func (d *checkedDest) PutBlob(ctx context.Context, stream io.Reader, info types.
 	h := sha256.New()
 	spool := &errWriter{w: f}
 	n, err := io.Copy(io.MultiWriter(spool, h), ctxReader{ctx, stream})
+	// A failed write is ours (the store's file system); then the bytes
+	// read decide: the source's reader fails at the end of a blob whose
+	// digest does not match, which is a digest error either way.
 	switch {
 	case spool.err != nil && isNoSpace(spool.err):
 		return types.BlobInfo{}, &NoSpaceError{Path: d.st.s.GraphRoot(), Err: spool.err}
 	case spool.err != nil:
 		return types.BlobInfo{}, fmt.Errorf("spool blob %s in %s: %w", short(info.Digest.String()), d.st.s.GraphRoot(), spool.err)
-	case err != nil:
-		return types.BlobInfo{}, fmt.Errorf("read blob %s: %w", short(info.Digest.String()), err)
 	}
 	actual := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if info.Digest != "" && info.Digest.Algorithm() == digest.SHA256 && actual != info.Digest.String() {
 		return types.BlobInfo{}, &DigestError{Expected: info.Digest.String(), Actual: actual}
+	}
+	if err != nil {
+		return types.BlobInfo{}, fmt.Errorf("read blob %s: %w", short(info.Digest.String()), err)
 	}
 	if !isConfig {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {

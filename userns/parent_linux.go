@@ -427,6 +427,7 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			// ended, and its failure explains the init's.
 			err := daemon.Wait(rootDaemonWait)
 			daemon = nil
+			stage("root-daemon-exited", time.Now())
 			if err != nil && (childErr != nil || !ready) {
 				return Result{}, &RootDaemonError{Err: err}
 			}

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/profiles"
 	"sandbox/spec"
@@ -20,7 +21,7 @@ import (
 // the root is an overlay of it with a throwaway writable layer, inside id 0
 // is the caller (and 1, 2, ... the subordinate ranges), and the command
 // runs as --user, by default root.
-func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.IDMapper, error) {
+func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.IDMapper, *imageRun, error) {
 	dir := f.rootfs
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(in.Cwd, dir)
@@ -29,27 +30,42 @@ func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.I
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: %v", f.rootfs, errText(err)), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
+		return nil, nil, &usageError{msg: fmt.Sprintf("--rootfs %s: %v", f.rootfs, errText(err)), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
 	case !fi.IsDir():
-		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: not a directory", f.rootfs), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
+		return nil, nil, &usageError{msg: fmt.Sprintf("--rootfs %s: not a directory", f.rootfs), fix: "sandbox run --rootfs DIR ... with a directory holding a root file system"}
 	case strings.ContainsAny(dir, ":,"):
-		return nil, &usageError{msg: fmt.Sprintf("--rootfs %s: the path holds ':' or ','", f.rootfs), fix: "move or link the directory to a path without them"}
+		return nil, nil, &usageError{msg: fmt.Sprintf("--rootfs %s: the path holds ':' or ','", f.rootfs), fix: "move or link the directory to a path without them"}
 	}
+	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly, Overlay: f.overlay}
+	run := &imageRun{}
 	if f.overlay == spec.OverlayFuse {
-		return nil, &usageError{msg: "--rootfs needs kernel overlayfs: its throwaway layer lives inside the sandbox, where fuse-overlayfs cannot serve it",
-			fix: "sandbox run --overlay=kernel --rootfs DIR ..."}
+		// fuse-overlayfs runs outside the sandbox: its throwaway layer is
+		// a scratch directory beside the image store.
+		graph, err := graphRoot(storeFlags{root: f.storeRoot})
+		if err != nil {
+			return nil, nil, err
+		}
+		if run.scratch, err = fuseoverlay.NewScratch(graph); err != nil {
+			return nil, nil, &scratchError{Dir: graph, Err: err}
+		}
+		in.Rootfs.Upper, in.Rootfs.Work = run.scratch.Upper(), run.scratch.Work()
 	}
-	in.Rootfs = &spec.Rootfs{Lower: []string{dir}, ReadOnly: f.readOnly, Overlay: spec.OverlayKernel}
-
+	fail := func(err error) (userns.IDMapper, *imageRun, error) {
+		run.cleanup(e)
+		return nil, nil, err
+	}
 	mapper, err := planRootMap(e, f, in, name)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	uid, gid, home, err := resolveUser([]string{dir}, f.user)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	return mapper, setUser(f, in, uid, gid, home)
+	if err := setUser(f, in, uid, gid, home); err != nil {
+		return fail(err)
+	}
+	return mapper, run, nil
 }
 
 // setUser makes uid:gid the command's ids, and checks they exist inside.

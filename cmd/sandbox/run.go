@@ -60,9 +60,6 @@ type runFlags struct {
 	afterDash     bool
 	// overlay is the --overlay flag; resolved by overlayMode.
 	overlay string
-	// noFast: prepare a storage container even for --rm (the kernel
-	// refused the throwaway layer's overlay, fuse-overlayfs needs one).
-	noFast bool
 }
 
 const runUsage = `Usage: sandbox run [OPTIONS] -- COMMAND [ARG...]
@@ -142,12 +139,13 @@ func cmdRun(e *env, args []string) (int, error) {
 	for {
 		code, err := runOnce(e, &f, argv, keep)
 		var ce *userns.ChildError
-		if err != nil && errors.As(err, &ce) && ce.KernelOverlay && !f.noFast && f.overlay == spec.OverlayAuto {
-			// The kernel refused the overlay of a throwaway layer; the
-			// command never started. fuse-overlayfs needs the layer on
-			// the host: again, through a storage container.
+		if err != nil && errors.As(err, &ce) && ce.KernelOverlay && f.overlay == spec.OverlayAuto {
+			// The kernel refused the overlay of a tmpfs writable layer
+			// (with a layer on the host the init falls back by itself);
+			// the command never started. Again, with fuse-overlayfs and
+			// a scratch layer on the host.
 			e.log.Debug("image", "kernel overlay refused", err.Error(), "then", "fuse-overlayfs")
-			f.noFast = true
+			f.overlay = spec.OverlayFuse
 			continue
 		}
 		return code, err
@@ -173,13 +171,15 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 		stdin = null
 	}
 	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
-	if r := s.Rootfs; r != nil && r.Overlay != spec.OverlayKernel {
+	if r := s.Rootfs; r != nil && r.Overlay != spec.OverlayKernel && img != nil {
 		o.ServeRoot = func(dev, ns *os.File) (userns.RootDaemon, error) {
 			d, err := fuseoverlay.Start(r, dev, ns)
-			if err == nil {
-				e.log.Debug("root", "overlay", "fuse-overlayfs", "pid", d.Pid())
+			if err != nil {
+				return nil, err
 			}
-			return d, err
+			e.log.Debug("root", "overlay", "fuse-overlayfs", "pid", d.Pid())
+			img.daemon = d
+			return d, nil
 		}
 	}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
@@ -286,7 +286,7 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *
 			f.profile = "container"
 		}
 	} else if f.rootfs != "" {
-		if mapper, err = planRootfs(e, f, &in, name); err != nil {
+		if mapper, img, err = planRootfs(e, f, &in, name); err != nil {
 			return nil, nil, nil, err
 		}
 		if !f.profileSet {

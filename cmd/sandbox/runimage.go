@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/profiles"
 	"sandbox/spec"
 	"sandbox/storeclient"
@@ -33,6 +34,10 @@ type imageRun struct {
 	container string
 	remove    bool
 	stored    *storedImage
+	// scratch is the host writable layer of a fuse-overlayfs root that
+	// keeps nothing; daemon is that root's fuse-overlayfs, once started.
+	scratch *fuseoverlay.Scratch
+	daemon  *fuseoverlay.Daemon
 	// started: the command ran; a container whose command never started
 	// is removed whatever --rm says, so a failed run leaves nothing.
 	started bool
@@ -126,9 +131,9 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 	}
 	st := storeFlags{root: f.storeRoot, runRoot: f.storeRunRoot, quiet: true, debug: f.debug}
 	// A run that keeps nothing needs no storage container: its writable
-	// layer is a tmpfs inside the sandbox, which only kernel overlayfs
-	// can use (fuse-overlayfs runs outside and needs a host directory).
-	if f.rm && f.name == "" && f.pull != "always" && f.overlay != spec.OverlayFuse && !f.noFast {
+	// layer is a tmpfs inside the sandbox, or with fuse-overlayfs, which
+	// runs outside, a scratch directory on the host.
+	if f.rm && f.name == "" && f.pull != "always" {
 		graph, err := graphRoot(st)
 		if err != nil {
 			return nil, nil, err
@@ -137,7 +142,15 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 		if err == nil {
 			e.log.Debug("image", "from", "store files", "id", si.id, "layers", len(si.layers))
 			p := prepared{Layers: si.layers, Config: si.config}
-			return applyImage(e, f, in, name, ref, args, p, &imageRun{stored: si})
+			run := &imageRun{stored: si}
+			if f.overlay == spec.OverlayFuse {
+				if run.scratch, err = fuseoverlay.NewScratch(graph); err != nil {
+					si.release()
+					return nil, nil, &scratchError{Dir: graph, Err: err}
+				}
+				p.Upper, p.Work = run.scratch.Upper(), run.scratch.Work()
+			}
+			return applyImage(e, f, in, name, ref, args, p, run)
 		}
 		e.log.Debug("image", "from", "store helper", "why", err.Error())
 	}
@@ -230,12 +243,28 @@ func applyImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args
 // cleanup removes the storage container after the run when --rm said so
 // (or the run never started).
 func (r *imageRun) cleanup(e *env) {
-	if r != nil && r.stored != nil {
+	if r == nil {
+		return
+	}
+	if r.scratch != nil {
+		e.log.Debug("stage", "stage", "cleanup", "ms", sinceMs(started))
+		err := r.scratch.Remove(r.daemon)
+		e.log.Debug("stage", "stage", "scratch-removed", "ms", sinceMs(started))
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sandbox: warning: could not remove the writable layer %s: %v\n", r.scratch.Dir, err)
+		}
+		r.scratch = nil
+	}
+	if r.daemon != nil {
+		r.daemon.Close()
+		r.daemon = nil
+	}
+	if r.stored != nil {
 		r.stored.release()
 		return
 	}
-	if r == nil {
-		return
+	if r.container == "" {
+		return // --rootfs
 	}
 	if !r.remove && r.started {
 		e.log.Debug("image", "kept", r.container)
@@ -246,6 +275,18 @@ func (r *imageRun) cleanup(e *env) {
 		fmt.Fprintf(e.stderr, "sandbox: warning: could not remove container %s: %v\n", shortID(r.container), err)
 	}
 }
+
+// scratchError is a scratch layer for fuse-overlayfs that could not be
+// made under the store.
+type scratchError struct {
+	Dir string
+	Err error
+}
+
+func (e *scratchError) Error() string {
+	return "make a writable layer for fuse-overlayfs under " + e.Dir + ": " + e.Err.Error()
+}
+func (e *scratchError) Unwrap() error { return e.Err }
 
 // isTerminal tells whether stderr is a terminal (progress bars).
 func (e *env) isTerminal() bool {

@@ -468,6 +468,57 @@ func TestFuseRootKillDashNine(t *testing.T) {
 			t.Errorf("process %s still sees a mount under the store: %s", e.Name(), s.root)
 		}
 	}
+	// The killed run's scratch layer stays until the next run with one
+	// finds it unlocked and removes it, written by ids of the sandbox
+	// as it is.
+	if n := len(scratchDirs(t, s.root)); n != 1 {
+		t.Errorf("after the kill: %d scratch layers, want the killed run's", n)
+	}
+	r := e2e.RunSandbox(t, e2e.RunOpts{Timeout: pullTimeout}, s.runArgs("--rm", ref, "true")...)
+	e2e.WantExit(t, r, 0)
+	if d := scratchDirs(t, s.root); len(d) != 0 {
+		t.Errorf("the next run left scratch layers: %v", d)
+	}
+}
+
+// scratchDirs lists the scratch layers of fuse-overlayfs runs under
+// root.
+func scratchDirs(t *testing.T, root string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join(root, "sandbox-scratch", "run-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, p := range all {
+		if !strings.HasSuffix(p, ".lock") {
+			dirs = append(dirs, p)
+		}
+	}
+	return dirs
+}
+
+// --rootfs with fuse-overlayfs: the writes, by root and by another id
+// inside, go to a scratch layer on the host that is gone after the run,
+// and the root directory never changes.
+func TestFuseRootfs(t *testing.T) {
+	e2e.RequireTool(t, "fuse-overlayfs")
+	root := e2e.BusyboxRoot(t)
+	s := newStore(t)
+	s.overlay = "fuse"
+	r := e2e.RunSandbox(t, e2e.RunOpts{}, s.runArgs("--rootfs", root, "-u", "1000", "sh", "-c",
+		`mkdir /tmp/d && echo hi > /tmp/d/f && stat -c '%u %n' /tmp/d/f; `+rootFSType)...)
+	e2e.WantExit(t, r, 0)
+	if got := e2e.Lines(r.Stdout); len(got) != 2 || got[0] != "1000 /tmp/d/f" || got[1] != "fuse" {
+		t.Errorf("--rootfs --overlay=fuse -u 1000:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(root, "tmp", "d")); !os.IsNotExist(err) {
+		t.Errorf("the run wrote into the root directory: %v", err)
+	}
+	if d := scratchDirs(t, s.root); len(d) != 0 {
+		t.Errorf("scratch layers left after the run: %v", d)
+	}
+	noDaemonsLeft(t, s)
 }
 
 // findProcess returns the pid of a process whose command line contains
