@@ -41,7 +41,7 @@ func Evaluate(f *Facts) []Check {
 		checkOverlay(f),
 		checkFuse(f),
 		checkTool(f.FuseOverlayfs, f.Distro.Install("fuse-overlayfs"), "images fall back to it when kernel overlayfs is not allowed"),
-		checkTool(f.Fusermount3, f.Distro.Install("fuse3"), "unmounts fuse-overlayfs roots"),
+		checkTool(f.Nsenter, f.Distro.Install("util-linux"), "starts fuse-overlayfs in the sandbox's user namespace"),
 		checkHelpers(f),
 		checkSubIDs(f, idmap.UID),
 		checkSubIDs(f, idmap.GID),

@@ -22,7 +22,7 @@ func goodFacts() *Facts {
 		Userns:        UsernsFacts{MaxUserNamespaces: 63000, UnprivilegedClone: 1, AppArmorRestrict: 0},
 		Mounts:        MountFacts{Dir: "/tmp", FSType: "ext4", Ran: true, OverlayOptions: "userxattr"},
 		FuseOverlayfs: Tool{Name: "fuse-overlayfs", Path: "/usr/bin/fuse-overlayfs", Version: "fuse-overlayfs: version 1.13"},
-		Fusermount3:   Tool{Name: "fusermount3", Path: "/usr/bin/fusermount3", Version: "fusermount3 version: 3.14.0"},
+		Nsenter:       Tool{Name: "nsenter", Path: "/usr/bin/nsenter", Version: "nsenter from util-linux 2.38.1"},
 		Pasta:         Tool{Name: "pasta", Path: "/usr/bin/pasta", Version: "pasta 2024_06_24"},
 		Slirp4netns:   Tool{Name: "slirp4netns", Path: "/usr/bin/slirp4netns", Version: "slirp4netns version 1.2.1"},
 		Helpers:       idmap.Helpers{NewUIDMap: "/usr/bin/newuidmap", NewGIDMap: "/usr/bin/newgidmap"},
@@ -42,7 +42,7 @@ func goodFacts() *Facts {
 }
 
 var checkNames = []string{
-	"userns", "userns-mount", "overlay", "fuse", "fuse-overlayfs", "fusermount3",
+	"userns", "userns-mount", "overlay", "fuse", "fuse-overlayfs", "nsenter",
 	"uidmap", "subuid", "subgid", "pasta", "slirp4netns",
 	"cgroup2", "cgroup-delegation", "systemd-user", "runtime-dir", "linger",
 }

@@ -66,8 +66,8 @@ type Facts struct {
 	Mounts   MountFacts
 
 	FuseErr error // opening /dev/fuse; nil when it opened
-	// Tools found on PATH: fuse-overlayfs, fusermount3, pasta, slirp4netns.
-	FuseOverlayfs, Fusermount3, Pasta, Slirp4netns Tool
+	// Tools found on PATH: fuse-overlayfs, nsenter, pasta, slirp4netns.
+	FuseOverlayfs, Nsenter, Pasta, Slirp4netns Tool
 
 	Helpers    idmap.Helpers
 	HelpersErr error // *idmap.HelperMissingError, *idmap.HelperNotPrivilegedError
@@ -128,7 +128,7 @@ func Gather(ctx context.Context, o Options) *Facts {
 		f.Mounts = ProbeMounts(ctx, o.ProbeDir, o.UID, o.GID)
 	})
 	tools := []*Tool{
-		{Name: "fuse-overlayfs"}, {Name: "fusermount3"}, {Name: "pasta"}, {Name: "slirp4netns"},
+		{Name: "fuse-overlayfs"}, {Name: "nsenter"}, {Name: "pasta"}, {Name: "slirp4netns"},
 	}
 	for _, t := range tools {
 		t.Path = lookPath(o.PathEnv, t.Name)
@@ -146,7 +146,7 @@ func Gather(ctx context.Context, o Options) *Facts {
 	})
 	f.FuseErr = OpenFuse()
 	wg.Wait()
-	f.FuseOverlayfs, f.Fusermount3, f.Pasta, f.Slirp4netns = *tools[0], *tools[1], *tools[2], *tools[3]
+	f.FuseOverlayfs, f.Nsenter, f.Pasta, f.Slirp4netns = *tools[0], *tools[1], *tools[2], *tools[3]
 	return f
 }
 

@@ -152,7 +152,7 @@ func TestGather(t *testing.T) {
 	if f.UID != uid || f.Kernel != KernelRelease() {
 		t.Errorf("UID, Kernel = %d, %q", f.UID, f.Kernel)
 	}
-	for _, tool := range []Tool{f.FuseOverlayfs, f.Fusermount3, f.Pasta, f.Slirp4netns} {
+	for _, tool := range []Tool{f.FuseOverlayfs, f.Nsenter, f.Pasta, f.Slirp4netns} {
 		path, err := exec.LookPath(tool.Name)
 		if err != nil {
 			if tool.Path != "" {

@@ -405,9 +405,39 @@ func TestStoreFromConfigFile(t *testing.T) {
 	if strings.TrimSpace(r.Stdout) == "" {
 		t.Errorf("run from the configured store printed nothing:\n%s", r)
 	}
+	// overlay = "fuse" makes fuse-overlayfs the default: info says so and
+	// a run without --overlay gets it; --overlay still wins.
+	{
+		e2e.RequireTool(t, "fuse-overlayfs")
+		body += "overlay = \"fuse\"\n"
+		if err := os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r = e2e.RunSandbox(t, o, "info", "--format", "json")
+		var info struct {
+			Rootfs struct{ Images, Reason string }
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || info.Rootfs.Images != "fuse-overlayfs" || !strings.Contains(info.Rootfs.Reason, "images.toml") {
+			t.Errorf("info with overlay = \"fuse\": %+v (%v)\n%s", info.Rootfs, err, r)
+		}
+		for flag, want := range map[string]string{"": "fuse", "--overlay=kernel": "overlay"} {
+			args := []string{"run", "--rm"}
+			if flag != "" {
+				args = append(args, flag)
+			}
+			r = e2e.RunSandbox(t, o, append(args, ref, "sh", "-c", rootFSType)...)
+			if e2e.WantExit(t, r, 0); strings.TrimSpace(r.Stdout) != want {
+				t.Errorf("overlay = \"fuse\" in images.toml, run %q: root is %q, want %q", flag, strings.TrimSpace(r.Stdout), want)
+			}
+		}
+		noDaemonsLeft(t, s)
+	}
 	os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte("root = \"relative\"\n"), 0o600)
 	r = e2e.RunSandbox(t, o, "images")
 	e2e.WantSandboxError(t, r, "want an absolute path")
+	os.WriteFile(filepath.Join(cfg, "sandbox", "images.toml"), []byte("overlay = \"btrfs\"\n"), 0o600)
+	r = e2e.RunSandbox(t, o, "run", "--rm", ref, "true")
+	e2e.WantSandboxError(t, r, "btrfs", "want kernel, fuse or auto")
 }
 
 // waitFile waits (bounded) until p exists: a run inside says it got there
