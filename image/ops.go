@@ -320,7 +320,7 @@ func (e *FormatError) Error() string {
 
 // Load reads every image of a docker-archive or oci-archive file into the
 // store. The format is found from the file's contents.
-func (st *Store) Load(ctx context.Context, file string) ([]Summary, error) {
+func (st *Store) Load(ctx context.Context, file string, progress io.Writer) ([]Summary, error) {
 	if _, err := os.Stat(file); err != nil {
 		return nil, err
 	}
@@ -333,7 +333,7 @@ func (st *Store) Load(ctx context.Context, file string) ([]Summary, error) {
 			return nil, err
 		}
 		name := ociName(file)
-		img, err := st.copyImage(ctx, src, name, nil, nil)
+		img, err := st.copyImage(ctx, src, name, nil, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -366,7 +366,7 @@ func (st *Store) Load(ctx context.Context, file string) ([]Summary, error) {
 		if n := refs[0].DockerReference(); n != nil {
 			name = n
 		}
-		img, err := st.copyImage(ctx, refs[0], name, nil, nil)
+		img, err := st.copyImage(ctx, refs[0], name, nil, progress)
 		if err != nil {
 			return nil, err
 		}

@@ -83,6 +83,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !g.quiet {
 		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			c.progress = stderr
+			if w, _, err := term.GetSize(int(f.Fd())); err != nil || w == 0 {
+				// A terminal of no width (a pty nobody sized) shows no
+				// bars: one line per blob instead, as without a terminal.
+				c.progress = struct{ io.Writer }{stderr}
+			}
 		}
 	}
 	out, err := c.dispatch(ctx, fs.Arg(0), fs.Args()[1:])
@@ -249,7 +254,7 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 			return nil, &usageError{msg: "load: -i FILE is required"}
 		}
 		return c.withStore(func(st *image.Store) (any, error) {
-			imgs, err := st.Load(ctx, *file)
+			imgs, err := st.Load(ctx, *file, c.progress)
 			if err != nil {
 				return nil, err
 			}

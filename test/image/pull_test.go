@@ -219,3 +219,45 @@ func TestLoginLogout(t *testing.T) {
 	r = s.run("login", "-u", "ada", reg.Addr)
 	e2e.WantSandboxError(t, r, "password-stdin")
 }
+
+// Pull, push and load show their progress on a terminal (a real pty,
+// through script), and nothing of it without one or with -q.
+func TestProgressOnTerminal(t *testing.T) {
+	s := newStore(t)
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	archive := filepath.Join(t.TempDir(), "bb.tar")
+	sb := e2e.ShQuote(e2e.Bin)
+	store := " --root " + e2e.ShQuote(s.root) + " --runroot " + e2e.ShQuote(s.runRoot)
+	cmds := []struct{ name, cmd string }{
+		{"pull", sb + " pull --tls-verify=false" + store + " " + ref},
+		{"push", sb + " push --tls-verify=false" + store + " " + ref + " " + reg.Addr + "/test/pushed:1"},
+		{"save", sb + " save -o " + e2e.ShQuote(archive) + store + " " + ref},
+		{"load", sb + " rmi" + store + " " + ref + " >/dev/null && " + sb + " load -i " + e2e.ShQuote(archive) + store},
+	}
+	for _, c := range cmds {
+		r := e2e.PtyRun(t, t.TempDir(), "stty cols 120 rows 40; "+c.cmd, "")
+		if r.Code != 0 {
+			t.Fatalf("%s on a terminal:\n%s", c.name, r)
+		}
+		if c.name != "save" && !strings.Contains(r.Stdout, "Copying blob") {
+			t.Errorf("%s on a terminal shows no progress:\n%s", c.name, r)
+		}
+	}
+	// A terminal nobody gave a size (width 0) still shows it, a line a blob.
+	s.ok("rmi", ref)
+	if r := e2e.PtyRun(t, t.TempDir(), "stty cols 0 rows 0; "+sb+" pull --tls-verify=false"+store+" "+ref, ""); r.Code != 0 || !strings.Contains(r.Stdout, "Copying blob") {
+		t.Errorf("pull on a terminal of width 0 shows no progress:\n%s", r)
+	}
+	// Quiet: -q on a terminal, and no terminal at all.
+	s.ok("rmi", ref)
+	r := e2e.PtyRun(t, t.TempDir(), sb+" pull -q --tls-verify=false"+store+" "+ref, "")
+	if r.Code != 0 || strings.Contains(r.Stdout, "Copying") {
+		t.Errorf("pull -q on a terminal:\n%s", r)
+	}
+	s.ok("rmi", ref)
+	r = s.ok("pull", "--tls-verify=false", ref)
+	if strings.Contains(r.Stderr, "Copying") || strings.Contains(r.Stdout, "Copying") {
+		t.Errorf("pull without a terminal shows progress:\n%s", r)
+	}
+}
