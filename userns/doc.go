@@ -10,5 +10,8 @@
 // through a pidfd the child hands over.
 //
 // The package names what it needs from id mapping as the small IDMapper
-// interface so the protocol can be driven without setuid helpers.
+// interface so the protocol can be driven without setuid helpers, and the
+// daemon of a fuse-overlayfs root as Options.ServeRoot (package
+// fuseoverlay plugs in): the child mounts a layered root itself, kernel
+// overlayfs or a FUSE mount whose device it hands to the parent.
 package userns

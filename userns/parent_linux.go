@@ -487,7 +487,8 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			case msgHello:
 				stage("hello", time.Now())
 			case msgFuse:
-				if len(r.fds) != 2 || o.ServeRoot == nil || daemon != nil {
+				// Only during set-up, once, and only when asked for.
+				if len(r.fds) != 2 || o.ServeRoot == nil || daemon != nil || ready {
 					closeAll(r.fds)
 					kill()
 					return Result{}, &ProtocolError{Detail: "unexpected FUSE root"}
