@@ -96,7 +96,7 @@ measure_images() {
 	# podman with fuse-overlayfs needs a store (and state) of its own.
 	local pf=(env XDG_DATA_HOME="$dir/pfuse/data" XDG_CONFIG_HOME="$dir/pfuse/config" XDG_RUNTIME_DIR="$dir/pfuse/run"
 		podman --storage-driver overlay --storage-opt overlay.mount_program="$(command -v fuse-overlayfs)" --runtime runc)
-	mkdir -p -m 0700 "$dir/pfuse/data" "$dir/pfuse/config" "$dir/pfuse/run"
+	mkdir -p "$dir/pfuse" && mkdir -m 0700 "$dir/pfuse/data" "$dir/pfuse/config" "$dir/pfuse/run"
 	if "${pf[@]}" import "$dir/root.tar" localhost/bench >/dev/null 2>&1 &&
 		"${pf[@]}" run --rm --network=none localhost/bench /bin/true >/dev/null 2>&1; then
 		args+=(-n podman-fuse "${pf[*]} run --rm --network=none localhost/bench /bin/true")
