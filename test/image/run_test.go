@@ -50,6 +50,14 @@ func eachOverlay(t *testing.T, test func(t *testing.T, s *store)) {
 
 // fuseDaemons lists our fuse-overlayfs processes serving s's layers.
 func fuseDaemons(s *store) []int {
+	return processes(func(comm, cmdline string) bool {
+		return comm == "fuse-overlayfs" && strings.Contains(cmdline, s.root)
+	})
+}
+
+// processes lists the pids of the processes, in /proc, whose command
+// name and NUL-separated command line match.
+func processes(match func(comm, cmdline string) bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -59,7 +67,7 @@ func fuseDaemons(s *store) []int {
 		}
 		comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.TrimSpace(string(comm)) == "fuse-overlayfs" && strings.Contains(string(cmdline), s.root) {
+		if match(strings.TrimSpace(string(comm)), string(cmdline)) {
 			out = append(out, pid)
 		}
 	}
@@ -461,11 +469,7 @@ func waitFile(t *testing.T, p string) {
 // mount table the user can see.
 func TestFuseRootKillDashNine(t *testing.T) {
 	e2e.RequireTool(t, "fuse-overlayfs")
-	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
-	s := newStore(t)
-	s.overlay = "fuse"
-	s.ok("pull", "--tls-verify=false", ref)
+	s, ref := fuseStoreWithBusybox(t)
 	mark := t.TempDir()
 	cmd := exec.Command(e2e.Bin, s.runArgs("--rm", "-v", mark+":/mark", ref, "sh", "-c", "touch /mark/started; exec sleep 31.338")...)
 	cmd.Dir = t.TempDir()
@@ -551,19 +555,22 @@ func TestFuseRootfs(t *testing.T) {
 	noDaemonsLeft(t, s)
 }
 
+// fuseStoreWithBusybox is a store of t's whose runs use fuse-overlayfs,
+// with a busybox image pulled into it from a registry of t's.
+func fuseStoreWithBusybox(t *testing.T) (*store, string) {
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s := newStore(t)
+	s.overlay = "fuse"
+	s.ok("pull", "--tls-verify=false", ref)
+	return s, ref
+}
+
 // findProcess returns the pid of a process whose command line contains
 // argv (NUL-separated), or 0.
 func findProcess(argv string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(b), argv) {
-			return pid
-		}
+	if pids := processes(func(_, cmdline string) bool { return strings.Contains(cmdline, argv) }); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }
@@ -571,11 +578,7 @@ func findProcess(argv string) int {
 // Without fuse-overlayfs, --overlay=fuse says what is missing and how to
 // get it, and leaves no container.
 func TestFuseRootMissingDaemon(t *testing.T) {
-	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
-	s := newStore(t)
-	s.overlay = "fuse"
-	s.ok("pull", "--tls-verify=false", ref)
+	s, ref := fuseStoreWithBusybox(t)
 	// A PATH with what a run needs but fuse-overlayfs.
 	bin := t.TempDir()
 	for _, tool := range []string{"newuidmap", "newgidmap", "nsenter"} {
