@@ -31,6 +31,9 @@ type Daemon struct {
 	// userns keeps the sandbox's user namespace for removing a scratch
 	// layer after the sandbox (Scratch.Remove); Close releases it.
 	userns *os.File
+	// Confined: the daemon runs under Landlock (StartConfined); false on
+	// a kernel without it.
+	Confined bool
 }
 
 // Options returns fuse-overlayfs's -o value for r: the layers, topmost
@@ -72,18 +75,18 @@ func Start(r *spec.Rootfs, dev, userns *os.File) (*Daemon, error) {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		ns.Close()
-		return nil, fmt.Errorf("start %s: %w", Program, err)
-	}
-	go func() {
-		err := cmd.Wait()
+	err = StartConfined(cmd, DaemonRules(r), func(err error) {
 		if err != nil {
 			err = &ExitError{Err: err, Stderr: d.stderr.String()}
 		}
 		d.err = err
 		close(d.done)
-	}()
+	})
+	d.Confined = err == nil
+	if err != nil && !errors.Is(err, ErrNoLandlock) {
+		ns.Close()
+		return nil, fmt.Errorf("start %s: %w", Program, err)
+	}
 	return d, nil
 }
 

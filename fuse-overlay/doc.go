@@ -17,6 +17,10 @@
 //     sandbox's last process exits the namespace and the mount go, the
 //     kernel aborts the FUSE connection and the daemon exits by itself,
 //     after answering what was in flight;
+//   - it starts confined by Landlock (StartConfined, DaemonRules) to the
+//     layers, the writable layer and the system's programs and libraries,
+//     so that a flaw reached through a request cannot reach the caller's
+//     other files;
 //   - it gets SIGKILL when the parent dies (kill -9 of the CLI), and runs
 //     in a session of its own, so a ^C at the terminal reaches the
 //     command, not the file system under it.

@@ -177,7 +177,7 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 			if err != nil {
 				return nil, err
 			}
-			e.log.Debug("root", "overlay", "fuse-overlayfs", "pid", d.Pid())
+			e.log.Debug("root", "overlay", "fuse-overlayfs", "pid", d.Pid(), "landlock", d.Confined)
 			img.daemon = d
 			return d, nil
 		}
