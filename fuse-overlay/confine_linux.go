@@ -75,7 +75,7 @@ func DaemonRules(r *spec.Rootfs) []Rule {
 
 // ErrNoLandlock is a kernel without Landlock (before 5.13, or not
 // enabled): StartConfined then starts the process with no_new_privs only.
-var ErrNoLandlock = errors.New("Landlock is not available")
+var ErrNoLandlock = errors.New("no Landlock in this kernel")
 
 // StartConfined starts cmd confined to rules, and waits for it on the
 // same thread, calling done with Wait's result. The restriction is made on
