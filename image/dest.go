@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -398,7 +397,7 @@ func infoFromDir(dg, dir string) (*LayerInfo, error) {
 func openTmpfile(dir string) (*os.File, error) {
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err == nil {
-		return os.NewFile(uintptr(fd), filepath.Join(dir, "(tmpfile "+strconv.Itoa(fd)+")")), nil
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed file for checking a blob)")), nil
 	}
 	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) {
 		return nil, fmt.Errorf("temporary file in %s: %w", dir, err)
