@@ -265,6 +265,7 @@ func TestRunImageConfig(t *testing.T) {
 }
 
 func imageConfig(t *testing.T, s *store, ref string) {
+	vol := t.TempDir()
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout}
 	for _, tc := range []struct {
@@ -276,12 +277,19 @@ func imageConfig(t *testing.T, s *store, ref string) {
 		{[]string{ref, `echo override $(id -un)`}, "override ada"},
 		{[]string{"--entrypoint", "/bin/whoami", ref}, "ada"},
 		{[]string{"--read-only", ref, "touch /home/ada/x 2>&1 | grep -c Read-only"}, "1"},
+		// Volumes and tmpfs as in host-tool mode, on a read-only root.
+		{[]string{"-u", "0", "--read-only", "--tmpfs", "/scratch", "-v", vol + ":/data", ref,
+			"echo hi > /scratch/f && echo w > /data/out && echo $(cat /scratch/f) $(cat /data/out)"}, "hi w"},
 	} {
 		r := e2e.RunSandbox(t, o, s.runArgs(append([]string{"--rm"}, tc.args...)...)...)
 		e2e.WantExit(t, r, 0)
 		if got := strings.TrimSpace(r.Stdout); got != tc.want {
 			t.Errorf("run %q: %q, want %q\n%s", tc.args, got, tc.want, r)
 		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(vol, "out"), &st); err != nil || int(st.Uid) != os.Getuid() {
+		t.Errorf("a file root of the container wrote in a volume: %v, owner %d, want %d (you)", err, st.Uid, os.Getuid())
 	}
 }
 
