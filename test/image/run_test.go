@@ -3,6 +3,7 @@ package image
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -599,5 +600,57 @@ func TestFuseRootMissingDaemon(t *testing.T) {
 	e2e.WantSandboxError(t, r, "fuse-overlayfs not found", "apt-get install fuse-overlayfs", "--overlay=kernel")
 	if n := s.containers(); n != 0 {
 		t.Errorf("the failed run left %d containers", n)
+	}
+}
+
+// When the kernel refuses the overlay, auto serves the root with
+// fuse-overlayfs: for --rm by running again with a scratch layer, for a
+// kept container from the init itself; --overlay=kernel fails saying what
+// to do. The refusal is real: the store is two overlays deep (mounted in
+// a user and mount namespace of the test's, with unshare), past the
+// kernel's stacking limit for the container's overlay. newuidmap does not
+// work there, so the runs map only the caller.
+func TestOverlayAutoFallsBack(t *testing.T) {
+	unshare := e2e.RequireTool(t, "unshare")
+	e2e.RequireTool(t, "fuse-overlayfs")
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	script := `set -u
+D=$1 S=$2 REF=$3 CHECK=$4
+mkdir -p $D/l1 $D/u1 $D/w1 $D/m1 $D/u2 $D/w2 $D/m2 $D/run
+mount -t overlay -o lowerdir=$D/l1,upperdir=$D/u1,workdir=$D/w1,userxattr none $D/m1 || exit 99
+mkdir $D/m1/base
+mount -t overlay -o lowerdir=$D/m1/base,upperdir=$D/u2,workdir=$D/w2,userxattr none $D/m2 || exit 99
+st="--root $D/m2/root --runroot $D/run"
+$S pull -q --tls-verify=false $st $REF >/dev/null || exit 98
+echo "rm: $($S run --rm $st $REF sh -c "$CHECK")"
+echo "name: $($S run --name kept $st $REF sh -c "$CHECK")"
+$S run --overlay=kernel --rm $st $REF true 2>&1
+echo "kernel: $?"`
+	dir := t.TempDir()
+	// Run before TempDir's removal: with only the caller mapped every
+	// file is ours, but the layers' read-only directories and overlayfs's
+	// work directories (mode 0) need their write bit back.
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+	})
+	r := e2e.RunBounded(t, e2e.RunOpts{Timeout: pullTimeout}, unshare, "-Urm", "sh", "-c", script, "sh",
+		dir, e2e.Bin, ref, rootFSType)
+	switch r.Code {
+	case 99:
+		t.Fatalf("cannot stack overlays in a user namespace here:\n%s", r)
+	case 98:
+		t.Fatalf("pull into the stacked store failed:\n%s", r)
+	}
+	out := r.Stdout + r.Stderr
+	for _, want := range []string{"rm: fuse\n", "name: fuse\n", "kernel: 125\n", "the kernel refused the image's overlay root", "--overlay=fuse"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in the output:\n%s", want, out)
+		}
 	}
 }
