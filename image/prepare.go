@@ -2,10 +2,14 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/containers/storage"
 )
@@ -29,8 +33,13 @@ type Prepared struct {
 }
 
 // Prepare creates a storage container on a local image and returns its
-// directories and the image's config. name may be empty.
-func (st *Store) Prepare(ctx context.Context, image, name string, registries []string) (*Prepared, error) {
+// directories and the image's config. name may be empty. rmLock, when
+// set, names the lock file (below GRAPHROOT/sandbox-runs) that the run of
+// a --rm container holds while it runs: a container whose lock is free
+// belongs to a run that was killed before it could remove it, and
+// Prepare removes such containers first.
+func (st *Store) Prepare(ctx context.Context, image, name, rmLock string, registries []string) (*Prepared, error) {
+	st.sweepRmContainers()
 	img, err := st.lookup(image, registries)
 	if err != nil {
 		return nil, err
@@ -43,7 +52,18 @@ func (st *Store) Prepare(ctx context.Context, image, name string, registries []s
 	if name != "" {
 		names = []string{name}
 	}
-	c, err := st.s.CreateContainer("", names, img.ID, "", "", nil)
+	var meta string
+	if rmLock != "" {
+		if filepath.Base(rmLock) != rmLock || !strings.HasPrefix(rmLock, rmLockPrefix) {
+			return nil, fmt.Errorf("prepare: invalid run lock name %q", rmLock)
+		}
+		b, err := json.Marshal(containerMeta{RmLock: rmLock})
+		if err != nil {
+			return nil, err
+		}
+		meta = string(b)
+	}
+	c, err := st.s.CreateContainer("", names, img.ID, "", meta, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +105,53 @@ func (st *Store) lowerDirs(top string) ([]string, error) {
 type ContainerNotFoundError struct{ ID string }
 
 func (e *ContainerNotFoundError) Error() string { return "no storage container " + e.ID }
+
+// containerMeta is what sandbox keeps in a storage container's metadata.
+type containerMeta struct {
+	// RmLock is the lock file of the --rm run using the container.
+	RmLock string `json:"sandboxRmLock,omitempty"`
+}
+
+// rmLockPrefix starts the name of every --rm run's lock file.
+const rmLockPrefix = "rm-"
+
+// RmLockDir is where --rm runs keep their lock files, below the graph
+// root; the CLI makes them without this package: keep the two in step.
+func RmLockDir(graphRoot string) string { return filepath.Join(graphRoot, "sandbox-runs") }
+
+// sweepRmContainers removes the containers of --rm runs that are gone:
+// their lock file is free, or missing. Best effort: a container that
+// cannot be removed now is tried again by the next Prepare.
+func (st *Store) sweepRmContainers() {
+	cs, err := st.s.Containers()
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		var m containerMeta
+		if c.Metadata == "" || json.Unmarshal([]byte(c.Metadata), &m) != nil || m.RmLock == "" ||
+			filepath.Base(m.RmLock) != m.RmLock || !strings.HasPrefix(m.RmLock, rmLockPrefix) {
+			continue
+		}
+		lock := filepath.Join(RmLockDir(st.s.GraphRoot()), m.RmLock)
+		f, err := os.OpenFile(lock, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			// Held by its live run: EWOULDBLOCK, and the container stays.
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				f.Close()
+				continue
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if st.s.DeleteContainer(c.ID) == nil {
+			os.Remove(lock)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+}
 
 // RemoveContainer deletes a storage container made by Prepare, with its
 // layer.

@@ -312,6 +312,7 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 		return result{}, image.Logout(a[0], r)
 	case "prepare":
 		cname := fs.String("name", "", "name of the storage container")
+		rmLock := fs.String("rm-lock", "", "lock file the --rm run holds (below the graph root's sandbox-runs)")
 		fs.StringArrayVar(&regs, "registry", nil, "")
 		a, err := parse(name, fs, args, 1, false)
 		if err != nil {
@@ -320,7 +321,7 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 		if regs, err = registries(regs); err != nil {
 			return nil, err
 		}
-		return c.withStore(func(st *image.Store) (any, error) { return st.Prepare(ctx, a[0], *cname, regs) })
+		return c.withStore(func(st *image.Store) (any, error) { return st.Prepare(ctx, a[0], *cname, *rmLock, regs) })
 	case "remove":
 		a, err := parse(name, fs, args, 1, false)
 		if err != nil {

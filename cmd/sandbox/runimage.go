@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/profiles"
 	"sandbox/spec"
@@ -38,6 +40,8 @@ type imageRun struct {
 	// keeps nothing; daemon is that root's fuse-overlayfs, once started.
 	scratch *fuseoverlay.Scratch
 	daemon  *fuseoverlay.Daemon
+	// rmLock is held while a --rm run's storage container exists.
+	rmLock *os.File
 	// started: the command ran; a container whose command never started
 	// is removed whatever --rm says, so a failed run leaves nothing.
 	started bool
@@ -172,6 +176,19 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 	if f.name != "" {
 		prep = append(prep, "--name", f.name)
 	}
+	var rmLock *os.File
+	if f.rm {
+		// Held until the container is removed: if this run is killed
+		// first, the next prepare finds the lock free and removes it.
+		graph, err := graphRoot(st)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rmLock, err = newRmLock(graph); err != nil {
+			return nil, nil, err
+		}
+		prep = append(prep, "--rm-lock", filepath.Base(rmLock.Name()))
+	}
 	var p prepared
 	_, err := callStore(e, &st, &p, nil, prep...)
 	var se *storeclient.Error
@@ -181,9 +198,36 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 		}
 	}
 	if err != nil {
+		releaseRmLock(rmLock)
 		return nil, nil, err
 	}
-	return applyImage(e, f, in, name, ref, args, p, &imageRun{store: st, container: p.ID, remove: f.rm})
+	return applyImage(e, f, in, name, ref, args, p, &imageRun{store: st, container: p.ID, remove: f.rm, rmLock: rmLock})
+}
+
+// newRmLock makes and locks GRAPHROOT/sandbox-runs/rm-RANDOM.lock, the
+// lock of a --rm run's storage container (image.RmLockDir).
+func newRmLock(graphRoot string) (*os.File, error) {
+	dir := filepath.Join(graphRoot, "sandbox-runs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "rm-*.lock")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		releaseRmLock(f)
+		return nil, err
+	}
+	return f, nil
+}
+
+// releaseRmLock removes and unlocks a --rm run's lock file.
+func releaseRmLock(f *os.File) {
+	if f != nil {
+		os.Remove(f.Name())
+		f.Close()
+	}
 }
 
 // applyImage sets in up to run image p: its layers as the root (with the
@@ -273,7 +317,11 @@ func (r *imageRun) cleanup(e *env) {
 	var a storeAnswer
 	if _, err := callStore(e, &r.store, &a, nil, "remove", r.container); err != nil {
 		fmt.Fprintf(e.stderr, "sandbox: warning: could not remove container %s: %v\n", shortID(r.container), err)
+		// The lock stays free once we exit: the next run removes it.
+		r.rmLock.Close()
+		return
 	}
+	releaseRmLock(r.rmLock)
 }
 
 // scratchError is a scratch layer for fuse-overlayfs that could not be

@@ -654,3 +654,44 @@ echo "kernel: $?"`
 		}
 	}
 }
+
+// A --rm run that must keep a storage container (here: it is named) and
+// is killed with -9 leaves the container only until the next run that
+// prepares one, which finds its lock free and removes it.
+func TestKilledRmRunsContainerRemovedLater(t *testing.T) {
+	reg := registry.Start(t)
+	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	s := newStore(t)
+	s.ok("pull", "--tls-verify=false", ref)
+	mark := t.TempDir()
+	cmd := exec.Command(e2e.Bin, s.runArgs("--rm", "--name", "doomed", "-v", mark+":/mark", ref, "sh", "-c", "touch /mark/started; exec sleep 31.339")...)
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFile(t, filepath.Join(mark, "started"))
+	// A run alongside does not take the live run's container.
+	r := e2e.RunSandbox(t, e2e.RunOpts{Timeout: pullTimeout}, s.runArgs("--rm", "--name", "alongside", ref, "true")...)
+	e2e.WantExit(t, r, 0)
+	if n := s.containers(); n != 1 {
+		t.Fatalf("while the --rm run lives: %d containers, want its one", n)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for findProcess("sleep\x0031.339") != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.containers(); n != 1 {
+		t.Fatalf("after the kill: %d containers, want the killed run's", n)
+	}
+	r = e2e.RunSandbox(t, e2e.RunOpts{Timeout: pullTimeout}, s.runArgs("--rm", "--name", "next", ref, "true")...)
+	e2e.WantExit(t, r, 0)
+	if n := s.containers(); n != 0 {
+		t.Errorf("the next run left %d containers, want the killed run's removed", n)
+	}
+	if locks, _ := filepath.Glob(filepath.Join(s.root, "sandbox-runs", "rm-*.lock")); len(locks) != 0 {
+		t.Errorf("run locks left: %v", locks)
+	}
+}
