@@ -52,16 +52,22 @@ measure() {
 	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data measure_images "$1" || rc=1
 	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data measure_fs "$1" || rc=1
 	stop_prespawners "$1/xdg-run"
-	# The stores hold files of subordinate ids: removed from inside.
-	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" "$1/pfuse" 2>/dev/null
-	# Rootless podman's pause processes, started for this bench.
-	local pause run
+	# Rootless podman's pause processes, started for this bench: their pid
+	# files are read before the removal below takes pfuse/run with it.
+	local pause run pauses=()
 	for run in "$1/xdg-run" "$1/pfuse/run"; do
 		if pause=$(cat "$run/libpod/tmp/pause.pid" 2>/dev/null) && [[ $pause =~ ^[0-9]+$ ]] &&
 			grep -q podman "/proc/$pause/cmdline" 2>/dev/null; then
-			kill "$pause"
+			pauses+=("$pause")
 		fi
 	done
+	# The stores hold files of subordinate ids: removed from inside.
+	XDG_RUNTIME_DIR=$1/xdg-run XDG_DATA_HOME=$1/data podman unshare rm -rf "$1/data" "$1/bundle" "$1/pfuse" 2>/dev/null
+	if pause=$(cat "$1/xdg-run/libpod/tmp/pause.pid" 2>/dev/null) && [[ $pause =~ ^[0-9]+$ ]] &&
+		grep -q podman "/proc/$pause/cmdline" 2>/dev/null; then
+		pauses+=("$pause")
+	fi
+	((${#pauses[@]})) && kill "${pauses[@]}" 2>/dev/null
 	return "$rc"
 }
 
