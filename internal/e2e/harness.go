@@ -107,7 +107,7 @@ func (h *Helper) build(tmp string) {
 // RequireX stops a test whose prerequisite is missing: a skip that names
 // the reason, or, under SANDBOX_TEST_STRICT=1, a failure. Skips never stay
 // quiet on CI.
-func RequireX(t *testing.T, ok bool, format string, args ...any) {
+func RequireX(t testing.TB, ok bool, format string, args ...any) {
 	t.Helper()
 	if ok {
 		return

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sandbox/internal/e2e"
 )
 
 // Bounds of Start. The registry answers in well under a second on an idle
@@ -63,7 +65,7 @@ var errPortTaken = errors.New("port taken")
 func Start(t testing.TB) *Registry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
-	require(t, err == nil, "docker-registry not found on PATH (fix: apt-get install docker-registry): %v", err)
+	e2e.RequireX(t, err == nil, "docker-registry not found on PATH (fix: apt-get install docker-registry): %v", err)
 
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
@@ -318,19 +320,4 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// require skips the test when a prerequisite is missing, or fails it under
-// SANDBOX_TEST_STRICT=1 (STYLE.md, Tests). The variable is read on each
-// call rather than kept in a package variable.
-func require(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("SANDBOX_TEST_STRICT") == "1" {
-		t.Fatalf("prerequisite missing (SANDBOX_TEST_STRICT=1): %s", msg)
-	}
-	t.Skipf("prerequisite missing: %s (set SANDBOX_TEST_STRICT=1 to make this a failure)", msg)
 }

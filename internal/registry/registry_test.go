@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"sandbox/internal/e2e"
 	"sandbox/internal/testimage"
 )
 
@@ -136,7 +137,7 @@ func TestChildEnv(t *testing.T) {
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	require(t, err == nil, "%s not found on PATH (%v)", name, err)
+	e2e.RequireX(t, err == nil, "%s not found on PATH (%v)", name, err)
 	return p
 }
 

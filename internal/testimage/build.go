@@ -1,10 +1,10 @@
 package testimage
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // BusyboxConfig is the config BuildBusybox gives the busybox image: a
@@ -36,26 +36,10 @@ func Build(t testing.TB, refName string, cfg Config, layers ...Layer) (layoutDir
 func BuildBusybox(t testing.TB, refName string) (layoutDir string) {
 	t.Helper()
 	p, err := FindBusybox()
-	require(t, err == nil, "%v", err)
+	e2e.RequireX(t, err == nil, "%v", err)
 	l, err := BusyboxLayer(p)
 	if err != nil {
 		t.Fatalf("testimage: %v", err)
 	}
 	return Build(t, refName, BusyboxConfig(), l)
-}
-
-// require skips the test when a prerequisite is missing, or fails it under
-// SANDBOX_TEST_STRICT=1, the project's rule for host tools (STYLE.md,
-// Tests). The variable is read on each call rather than kept in a
-// package variable.
-func require(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("SANDBOX_TEST_STRICT") == "1" {
-		t.Fatalf("prerequisite missing (SANDBOX_TEST_STRICT=1): %s", msg)
-	}
-	t.Skipf("prerequisite missing: %s (set SANDBOX_TEST_STRICT=1 to make this a failure)", msg)
 }

@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 func TestBusyboxLayer(t *testing.T) {
 	bb, err := FindBusybox()
-	require(t, err == nil, "%v", err)
+	e2e.RequireX(t, err == nil, "%v", err)
 	l, err := BusyboxLayer(bb)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sandbox/internal/e2e"
 )
 
 // toolTimeout bounds each run of skopeo or umoci: a hung tool fails the
@@ -28,7 +30,7 @@ const toolTimeout = 2 * time.Minute
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	require(t, err == nil, "%s not found on PATH (%v)", name, err)
+	e2e.RequireX(t, err == nil, "%s not found on PATH (%v)", name, err)
 	return p
 }
 
