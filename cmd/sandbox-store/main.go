@@ -139,6 +139,19 @@ func remoteFlags(fs *pflag.FlagSet, r *image.Remote, regs *[]string) {
 	fs.StringArrayVar(regs, "registry", nil, "search list for short names (repeatable)")
 }
 
+// parseRegistries is parse for commands that look names up: with
+// --registry, and the search list it gives (else the configuration's).
+func parseRegistries(name string, fs *pflag.FlagSet, args []string, nargs int, variadic bool) (a, regs []string, err error) {
+	fs.StringArrayVar(&regs, "registry", nil, "search list for short names (repeatable)")
+	if a, err = parse(name, fs, args, nargs, variadic); err != nil {
+		return nil, nil, err
+	}
+	if regs, err = registries(regs); err != nil {
+		return nil, nil, err
+	}
+	return a, regs, nil
+}
+
 func parse(name string, fs *pflag.FlagSet, args []string, nargs int, variadic bool) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -205,12 +218,8 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 		return c.withStore(func(st *image.Store) (any, error) { return st.List() })
 	case "rmi":
 		force := fs.BoolP("force", "f", false, "remove the image whatever names it has, and containers using it")
-		fs.StringArrayVar(&regs, "registry", nil, "")
-		a, err := parse(name, fs, args, 1, true)
+		a, regs, err := parseRegistries(name, fs, args, 1, true)
 		if err != nil {
-			return nil, err
-		}
-		if regs, err = registries(regs); err != nil {
 			return nil, err
 		}
 		return c.withStore(func(st *image.Store) (any, error) {
@@ -226,22 +235,14 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 			return res, nil
 		})
 	case "tag":
-		fs.StringArrayVar(&regs, "registry", nil, "")
-		a, err := parse(name, fs, args, 2, false)
+		a, regs, err := parseRegistries(name, fs, args, 2, false)
 		if err != nil {
-			return nil, err
-		}
-		if regs, err = registries(regs); err != nil {
 			return nil, err
 		}
 		return c.withStore(func(st *image.Store) (any, error) { return result{}, st.Tag(a[0], a[1], regs) })
 	case "inspect":
-		fs.StringArrayVar(&regs, "registry", nil, "")
-		a, err := parse(name, fs, args, 1, false)
+		a, regs, err := parseRegistries(name, fs, args, 1, false)
 		if err != nil {
-			return nil, err
-		}
-		if regs, err = registries(regs); err != nil {
 			return nil, err
 		}
 		return c.withStore(func(st *image.Store) (any, error) { return st.Inspect(ctx, a[0], regs) })
@@ -263,16 +264,12 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 	case "save":
 		file := fs.StringP("output", "o", "", "archive to write")
 		format := fs.String("format", "docker-archive", "docker-archive or oci-archive")
-		fs.StringArrayVar(&regs, "registry", nil, "")
-		a, err := parse(name, fs, args, 1, false)
+		a, regs, err := parseRegistries(name, fs, args, 1, false)
 		if err != nil {
 			return nil, err
 		}
 		if *file == "" {
 			return nil, &usageError{msg: "save: -o FILE is required"}
-		}
-		if regs, err = registries(regs); err != nil {
-			return nil, err
 		}
 		return c.withStore(func(st *image.Store) (any, error) { return result{}, st.Save(ctx, a[0], *file, *format, regs) })
 	case "import":
@@ -313,12 +310,8 @@ func (c *cmd) dispatch(ctx context.Context, name string, args []string) (any, er
 	case "prepare":
 		cname := fs.String("name", "", "name of the storage container")
 		rmLock := fs.String("rm-lock", "", "lock file the --rm run holds (below the graph root's sandbox-runs)")
-		fs.StringArrayVar(&regs, "registry", nil, "")
-		a, err := parse(name, fs, args, 1, false)
+		a, regs, err := parseRegistries(name, fs, args, 1, false)
 		if err != nil {
-			return nil, err
-		}
-		if regs, err = registries(regs); err != nil {
 			return nil, err
 		}
 		return c.withStore(func(st *image.Store) (any, error) { return st.Prepare(ctx, a[0], *cname, *rmLock, regs) })

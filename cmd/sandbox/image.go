@@ -30,6 +30,15 @@ type storeFlags struct {
 	quiet, debug  bool
 }
 
+// storeCommand is the flag set of image command name with the store's
+// flags on it; the command adds its own.
+func storeCommand(name string) (*pflag.FlagSet, *storeFlags) {
+	s := &storeFlags{}
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	s.add(fs)
+	return fs, s
+}
+
 func (s *storeFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&s.root, "root", "", "image store directory (default $XDG_DATA_HOME/sandbox/storage)")
 	fs.StringVar(&s.runRoot, "runroot", "", "image store run-time directory (default in $XDG_RUNTIME_DIR/sandbox)")
@@ -174,10 +183,8 @@ Options:
 `
 
 func cmdPull(e *env, args []string) (int, error) {
-	var s storeFlags
 	var r remoteFlags
-	fs := pflag.NewFlagSet("pull", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("pull")
 	r.add(fs, true)
 	fs.BoolVarP(&s.quiet, "quiet", "q", false, "no progress output")
 	a, err := parseFlags(e, fs, "pull", pullUsage, args, 1, 1)
@@ -185,7 +192,7 @@ func cmdPull(e *env, args []string) (int, error) {
 		return 0, err
 	}
 	var ans storeAnswer
-	m, err := callStore(e, &s, &ans, nil, append(append([]string{"pull"}, r.args()...), a[0])...)
+	m, err := callStore(e, s, &ans, nil, append(append([]string{"pull"}, r.args()...), a[0])...)
 	if err != nil {
 		return 0, err
 	}
@@ -209,17 +216,15 @@ Options:
 `
 
 func cmdPush(e *env, args []string) (int, error) {
-	var s storeFlags
 	var r remoteFlags
-	fs := pflag.NewFlagSet("push", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("push")
 	r.add(fs, false)
 	fs.BoolVarP(&s.quiet, "quiet", "q", false, "no progress output")
 	a, err := parseFlags(e, fs, "push", pushUsage, args, 2, 2)
 	if err != nil {
 		return 0, err
 	}
-	_, err = callStore(e, &s, nil, nil, append(append([]string{"push"}, r.args()...), a[0], a[1])...)
+	_, err = callStore(e, s, nil, nil, append(append([]string{"push"}, r.args()...), a[0], a[1])...)
 	return 0, err
 }
 
@@ -233,9 +238,7 @@ Options:
 `
 
 func cmdImages(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("images", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("images")
 	format := fs.String("format", "table", "table or json")
 	if _, err := parseFlags(e, fs, "images", imagesUsage, args, 0, 0); err != nil {
 		return 0, err
@@ -244,7 +247,7 @@ func cmdImages(e *env, args []string) (int, error) {
 		return 0, &usageError{msg: fmt.Sprintf("invalid --format %q: want table or json", *format), fix: "sandbox images --format json"}
 	}
 	var list []imageSummary
-	if _, err := callStore(e, &s, &list, nil, "images"); err != nil {
+	if _, err := callStore(e, s, &list, nil, "images"); err != nil {
 		return 0, err
 	}
 	if *format == "json" {
@@ -333,9 +336,7 @@ Options:
 `
 
 func cmdRmi(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("rmi", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("rmi")
 	force := fs.BoolP("force", "f", false, "")
 	a, err := parseFlags(e, fs, "rmi", rmiUsage, args, 1, -1)
 	if err != nil {
@@ -346,7 +347,7 @@ func cmdRmi(e *env, args []string) (int, error) {
 		helper = append(helper, "--force")
 	}
 	var ans storeAnswer
-	if _, err := callStore(e, &s, &ans, nil, append(helper, a...)...); err != nil {
+	if _, err := callStore(e, s, &ans, nil, append(helper, a...)...); err != nil {
 		return 0, err
 	}
 	for _, n := range ans.Untagged {
@@ -368,14 +369,12 @@ Options:
 `
 
 func cmdTag(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("tag", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("tag")
 	a, err := parseFlags(e, fs, "tag", tagUsage, args, 2, 2)
 	if err != nil {
 		return 0, err
 	}
-	_, err = callStore(e, &s, nil, nil, "tag", a[0], a[1])
+	_, err = callStore(e, s, nil, nil, "tag", a[0], a[1])
 	return 0, err
 }
 
@@ -399,15 +398,13 @@ func cmdImage(e *env, args []string) (int, error) {
 	if args[0] != "inspect" {
 		return 0, &usageError{msg: fmt.Sprintf("unknown image subcommand %q", args[0]), fix: "sandbox image inspect IMAGE"}
 	}
-	var s storeFlags
-	fs := pflag.NewFlagSet("image inspect", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("image inspect")
 	a, err := parseFlags(e, fs, "image", imageUsage, args[1:], 1, 1)
 	if err != nil {
 		return 0, err
 	}
 	var details map[string]any
-	if _, err := callStore(e, &s, &details, nil, "inspect", a[0]); err != nil {
+	if _, err := callStore(e, s, &details, nil, "inspect", a[0]); err != nil {
 		return 0, err
 	}
 	return 0, writeJSON(e.stdout, details)
@@ -423,9 +420,7 @@ Options:
 `
 
 func cmdLoad(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("load", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("load")
 	input := fs.StringP("input", "i", "", "")
 	if _, err := parseFlags(e, fs, "load", loadUsage, args, 0, 0); err != nil {
 		return 0, err
@@ -434,7 +429,7 @@ func cmdLoad(e *env, args []string) (int, error) {
 		return 0, &usageError{msg: "load needs -i FILE", fix: "sandbox load -i image.tar"}
 	}
 	var ans storeAnswer
-	m, err := callStore(e, &s, &ans, nil, "load", "-i", *input)
+	m, err := callStore(e, s, &ans, nil, "load", "-i", *input)
 	if err != nil {
 		return 0, err
 	}
@@ -460,9 +455,7 @@ Options:
 `
 
 func cmdSave(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("save", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("save")
 	output := fs.StringP("output", "o", "", "")
 	format := fs.String("format", "docker-archive", "")
 	a, err := parseFlags(e, fs, "save", saveUsage, args, 1, 1)
@@ -475,7 +468,7 @@ func cmdSave(e *env, args []string) (int, error) {
 	if *format != "docker-archive" && *format != "oci-archive" {
 		return 0, &usageError{msg: fmt.Sprintf("invalid --format %q: want docker-archive or oci-archive", *format), fix: "sandbox save --format oci-archive -o image.tar IMAGE"}
 	}
-	_, err = callStore(e, &s, nil, nil, "save", "-o", *output, "--format", *format, a[0])
+	_, err = callStore(e, s, nil, nil, "save", "-o", *output, "--format", *format, a[0])
 	return 0, err
 }
 
@@ -489,15 +482,13 @@ Options:
 `
 
 func cmdImport(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("import", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("import")
 	a, err := parseFlags(e, fs, "import", importUsage, args, 2, 2)
 	if err != nil {
 		return 0, err
 	}
 	var ans storeAnswer
-	m, err := callStore(e, &s, &ans, nil, "import", a[0], a[1])
+	m, err := callStore(e, s, &ans, nil, "import", a[0], a[1])
 	if err != nil {
 		return 0, err
 	}
@@ -522,10 +513,8 @@ Options:
 `
 
 func cmdLogin(e *env, args []string) (int, error) {
-	var s storeFlags
 	var r remoteFlags
-	fs := pflag.NewFlagSet("login", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("login")
 	r.add(fs, false)
 	user := fs.StringP("username", "u", "", "")
 	passStdin := fs.Bool("password-stdin", false, "")
@@ -575,7 +564,7 @@ func cmdLogin(e *env, args []string) (int, error) {
 	}()
 	defer pr.Close()
 	var ans storeAnswer
-	if _, err := callStore(e, &s, &ans, pr, append(append([]string{"login"}, r.args()...), "--username", *user, a[0])...); err != nil {
+	if _, err := callStore(e, s, &ans, pr, append(append([]string{"login"}, r.args()...), "--username", *user, a[0])...); err != nil {
 		return 0, err
 	}
 	fmt.Fprintln(e.stdout, "Login Succeeded")
@@ -606,16 +595,14 @@ Options:
 `
 
 func cmdLogout(e *env, args []string) (int, error) {
-	var s storeFlags
 	var r remoteFlags
-	fs := pflag.NewFlagSet("logout", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("logout")
 	r.add(fs, false)
 	a, err := parseFlags(e, fs, "logout", logoutUsage, args, 1, 1)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := callStore(e, &s, nil, nil, append(append([]string{"logout"}, r.args()...), a[0])...); err != nil {
+	if _, err := callStore(e, s, nil, nil, append(append([]string{"logout"}, r.args()...), a[0])...); err != nil {
 		return 0, err
 	}
 	fmt.Fprintln(e.stdout, "Removed login credentials for "+a[0])
@@ -641,16 +628,14 @@ Options:
 `
 
 func cmdRm(e *env, args []string) (int, error) {
-	var s storeFlags
-	fs := pflag.NewFlagSet("rm", pflag.ContinueOnError)
-	s.add(fs)
+	fs, s := storeCommand("rm")
 	a, err := parseFlags(e, fs, "rm", rmUsage, args, 1, -1)
 	if err != nil {
 		return 0, err
 	}
 	for _, c := range a {
 		var ans storeAnswer
-		if _, err := callStore(e, &s, &ans, nil, "remove", c); err != nil {
+		if _, err := callStore(e, s, &ans, nil, "remove", c); err != nil {
 			return 0, err
 		}
 		fmt.Fprintln(e.stdout, c)
