@@ -271,12 +271,16 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *
 		mapper userns.IDMapper
 		img    *imageRun
 	)
-	if f.overlay, err = overlayMode(f.overlay); err != nil {
-		return nil, nil, nil, err
-	}
 	ref, isImage, err := imageRef(argv[0], f.afterDash || f.rootfs != "", storeFlags{root: f.storeRoot})
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if isImage || f.rootfs != "" || f.overlay != "" {
+		// Only a root of layers has an overlay: host-tool runs do not
+		// read the image configuration (a flag is still checked).
+		if f.overlay, err = overlayMode(f.overlay); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if isImage {
 		if mapper, img, err = planImage(e, f, &in, name, ref, argv[1:]); err != nil {
