@@ -20,8 +20,13 @@ func explainImage(err error) *message {
 		me  *storeclient.MapError
 		ee  *storeclient.ExitError
 		de  *rundir.DirError
+		sd  *storeDirError
 	)
 	switch {
+	case errors.As(err, &sd):
+		return &message{summary: "cannot " + sd.Error(),
+			causes: []string{"sandbox keeps it beside the image store, which must be a directory of yours with room to write"},
+			fixes:  []string{"ls -ld " + shellQuote(sd.Dir) + "   (yours, writable?)", "--root DIR, or root = \"DIR\" in ~/.config/sandbox/images.toml   (another store)"}}
 	case errors.As(err, &se):
 		return explainStoreAnswer(se)
 	case errors.As(err, &mis):

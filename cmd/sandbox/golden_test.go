@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	fuseoverlay "sandbox/fuse-overlay"
 	"sandbox/idmap"
 	"sandbox/preflight"
 	"sandbox/profiles"
@@ -152,6 +154,14 @@ func goldenCases() []goldenCase {
 		{"image-pull-unauthorized", viaExplain(&storeclient.Error{Kind: "pull", Ref: "registry.example.com/private/app", Cause: "unauthorized",
 			Tried:  []string{"registry.example.com/private/app:latest"},
 			Reason: "reading manifest latest in registry.example.com/private/app: unauthorized: authentication required"})},
+		{"image-pull-no-space", viaExplain(&storeclient.Error{Kind: "no-space", Path: "/home/ada/.local/share/sandbox/storage",
+			Reason: "write /home/ada/.local/share/sandbox/storage/(unnamed file for checking a blob): no space left on device"})},
+		{"image-store-dir", viaExplain(&storeDirError{What: "a writable layer for fuse-overlayfs", Dir: "/home/ada/.local/share/sandbox/storage", Err: syscall.EACCES})},
+		{"overlay-kernel-refused", viaExplain(&userns.ChildError{Stage: userns.StageMounts, Op: "create overlay root",
+			Path: "/home/ada/.local/share/sandbox/storage/overlay/5a58/diff", Errno: syscall.EINVAL, KernelOverlay: true})},
+		{"overlay-fuse-missing", viaExplain(&userns.RootDaemonError{Err: &fuseoverlay.MissingError{Program: "fuse-overlayfs", Err: exec.ErrNotFound}})},
+		{"overlay-fuse-failed", viaExplain(&userns.RootDaemonError{Err: &fuseoverlay.ExitError{Err: errors.New("exit status 1"),
+			Stderr: "fuse-overlayfs: cannot read upper dir: Permission denied"}})},
 		{"image-store-single-id", func(t *testing.T) (string, int) {
 			return singleIDNotice(&idmap.HelperMissingError{Name: "newuidmap", Searched: []string{"/usr/bin", "/bin"}}) + "\n", 0
 		}},

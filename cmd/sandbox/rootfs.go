@@ -46,7 +46,7 @@ func planRootfs(e *env, f *runFlags, in *profiles.Inputs, name string) (userns.I
 			return nil, nil, err
 		}
 		if run.scratch, err = fuseoverlay.NewScratch(graph); err != nil {
-			return nil, nil, &scratchError{Dir: graph, Err: err}
+			return nil, nil, &storeDirError{What: "a writable layer for fuse-overlayfs", Dir: graph, Err: err}
 		}
 		in.Rootfs.Upper, in.Rootfs.Work = run.scratch.Upper(), run.scratch.Work()
 	}

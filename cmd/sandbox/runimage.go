@@ -150,7 +150,7 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 			if f.overlay == spec.OverlayFuse {
 				if run.scratch, err = fuseoverlay.NewScratch(graph); err != nil {
 					si.release()
-					return nil, nil, &scratchError{Dir: graph, Err: err}
+					return nil, nil, &storeDirError{What: "a writable layer for fuse-overlayfs", Dir: graph, Err: err}
 				}
 				p.Upper, p.Work = run.scratch.Upper(), run.scratch.Work()
 			}
@@ -185,7 +185,7 @@ func planImage(e *env, f *runFlags, in *profiles.Inputs, name, ref string, args 
 			return nil, nil, err
 		}
 		if rmLock, err = newRmLock(graph); err != nil {
-			return nil, nil, err
+			return nil, nil, &storeDirError{What: "the lock of a --rm run", Dir: graph, Err: err}
 		}
 		prep = append(prep, "--rm-lock", filepath.Base(rmLock.Name()))
 	}
@@ -324,17 +324,19 @@ func (r *imageRun) cleanup(e *env) {
 	releaseRmLock(r.rmLock)
 }
 
-// scratchError is a scratch layer for fuse-overlayfs that could not be
-// made under the store.
-type scratchError struct {
-	Dir string
-	Err error
+// storeDirError is a file sandbox keeps beside the image store (a
+// scratch layer for fuse-overlayfs, a --rm run's lock) that could not be
+// made under Dir.
+type storeDirError struct {
+	What string
+	Dir  string
+	Err  error
 }
 
-func (e *scratchError) Error() string {
-	return "make a writable layer for fuse-overlayfs under " + e.Dir + ": " + e.Err.Error()
+func (e *storeDirError) Error() string {
+	return "make " + e.What + " under " + e.Dir + ": " + e.Err.Error()
 }
-func (e *scratchError) Unwrap() error { return e.Err }
+func (e *storeDirError) Unwrap() error { return e.Err }
 
 // isTerminal tells whether stderr is a terminal (progress bars).
 func (e *env) isTerminal() bool {
