@@ -288,16 +288,6 @@ func HasOption(m specs.Mount, name string) bool {
 	return false
 }
 
-// OptionValue returns the value of option name=VALUE, if present.
-func OptionValue(m specs.Mount, name string) (string, bool) {
-	for _, o := range m.Options {
-		if v, ok := strings.CutPrefix(o, name+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
-}
-
 func checkMappings(field string, ms []specs.LinuxIDMapping) error {
 	if len(ms) == 0 {
 		return &InvalidError{field, "", ReasonEmpty}
