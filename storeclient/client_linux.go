@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"sandbox/idmap"
 	"sandbox/rundir"
+	"sandbox/userns"
 )
 
 // HelperName is the store helper's file name, looked up next to the
@@ -313,39 +313,13 @@ func spawn(ctx context.Context, c Config, bin string, argv []string, m Mapping, 
 		Files: []uintptr{stdin.Fd(), outW.Fd(), stderr.Fd(), syncR.Fd()},
 		Sys:   sys,
 	}
-	type started struct {
-		pid int
-		err error
-	}
-	startc := make(chan started, 1)
-	waitc := make(chan syscall.WaitStatus, 1)
-	go func() {
-		// Unlocked only once the helper is reaped (or was never started):
-		// a goroutine that exits locked takes its thread with it, and
-		// with the thread the parent-death signal of any other child this
-		// process started from it earlier.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		pid, err := syscall.ForkExec(bin, argv, attr)
-		startc <- started{pid, err}
-		if err != nil {
-			return
-		}
-		var ws syscall.WaitStatus
-		for {
-			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
-				break
-			}
-		}
-		waitc <- ws
-	}()
-	st := <-startc
+	pid, waitc, err := userns.StartLocked(bin, argv, attr)
 	syncR.Close()
 	outW.Close()
-	if st.err != nil {
-		return nil, 0, &SpawnError{Err: st.err}
+	if err != nil {
+		return nil, 0, &SpawnError{Err: err}
 	}
-	log.Debug("store helper started", "pid", st.pid, "full map", m.Full)
+	log.Debug("store helper started", "pid", pid, "full map", m.Full)
 
 	outc := make(chan []byte, 1)
 	go func() {
@@ -354,11 +328,11 @@ func spawn(ctx context.Context, c Config, bin string, argv []string, m Mapping, 
 		outc <- b
 	}()
 	kill := func() syscall.WaitStatus {
-		syscall.Kill(st.pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
 		return <-waitc
 	}
 	if m.Full {
-		if err := idmap.Apply(ctx, st.pid, m.UIDs, m.GIDs, h); err != nil {
+		if err := idmap.Apply(ctx, pid, m.UIDs, m.GIDs, h); err != nil {
 			syncW.Close() // EOF: the helper gives up
 			kill()
 			return nil, 0, &MapError{Err: err}

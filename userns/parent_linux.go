@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -146,7 +145,7 @@ type Spawned struct {
 	pidfd int
 	// waitc delivers the init's wait status; nil when the init was adopted
 	// from the process that spawned it, which keeps reaping it.
-	waitc   chan syscall.WaitStatus
+	waitc   <-chan syscall.WaitStatus
 	adopted bool
 	// specSent is set when the spec was written during Spawn.
 	specSent bool
@@ -211,42 +210,13 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 		argv = append(argv, "--prewarm")
 	}
 
-	type started struct {
-		pid int
-		err error
-	}
-	startc := make(chan started, 1)
-	waitc := make(chan syscall.WaitStatus, 1)
-	go func() {
-		// Parent-death signals are per thread in Go: keep this thread for
-		// the whole life of the child. Unlocked, not ended, when the
-		// goroutine returns: ending it would also kill whatever earlier,
-		// unlocked code started from it with a parent-death signal.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		// syscall rather than os: no pidfd probe, one fork less.
-		pid, _, err := syscall.StartProcess("/proc/self/exe", argv, attr)
-		if err != nil {
-			startc <- started{err: err}
-			return
-		}
-		startc <- started{pid: pid}
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		waitc <- syscall.WaitStatus(ws)
-	}()
-	st := <-startc
-	if st.err != nil {
+	pid, waitc, err := StartLocked("/proc/self/exe", argv, attr)
+	if err != nil {
 		parentEnd.f.Close()
 		specW.Close()
-		return nil, &SpawnError{Err: unwrapPathError(st.err)}
+		return nil, &SpawnError{Err: unwrapPathError(err)}
 	}
-	sp := &Spawned{pid: st.pid, sync: parentEnd, specW: specW, pidfd: -1, waitc: waitc}
+	sp := &Spawned{pid: pid, sync: parentEnd, specW: specW, pidfd: -1, waitc: waitc}
 	stage("spawned", time.Now())
 
 	if s != nil {
