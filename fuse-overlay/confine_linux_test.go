@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // A process started confined reads, writes and runs what its rules allow
@@ -30,9 +32,7 @@ exit 0`
 	rules := append(append([]Rule(nil), systemRules...), Rule{allowed, AccessRead}, Rule{writable, AccessWrite})
 	done := make(chan error, 1)
 	err := StartConfined(cmd, rules, func(err error) { done <- err })
-	if errors.Is(err, ErrNoLandlock) {
-		t.Skip("no Landlock on this kernel")
-	}
+	e2e.RequireX(t, !errors.Is(err, ErrNoLandlock), "Landlock: %v", err)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/containers/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
 
+	"sandbox/internal/e2e"
 	"sandbox/internal/testimage"
 	"sandbox/storeclient"
 )
@@ -199,9 +200,8 @@ var storageAlone = map[string]string{
 }
 
 func TestStorageAloneOnMaliciousLayers(t *testing.T) {
-	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
-		t.Skipf("no user namespaces: %v", err)
-	}
+	_, err := os.Stat("/proc/self/ns/user")
+	e2e.RequireX(t, err == nil, "no user namespaces: %v", err)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/internal/e2e"
 )
 
 // TestMain doubles as a process to fingerprint from outside: the same
@@ -38,7 +40,7 @@ func sleeper(t *testing.T, wrap ...string) int {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start %q: %v", argv, err)
+		t.Fatalf("cannot start %q: %v", argv, err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	buf := make([]byte, 6)
@@ -89,9 +91,7 @@ func TestFingerprintSeesContext(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := exec.LookPath(tc.wrap[0]); err != nil {
-				t.Skipf("%s not installed", tc.wrap[0])
-			}
+			e2e.RequireTool(t, tc.wrap[0])
 			pid := sleeper(t, tc.wrap...)
 			got, err := Fingerprint(fmt.Sprintf("/proc/%d", pid), nil)
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"sandbox/idmap"
+	"sandbox/internal/e2e"
 )
 
 func TestFindIn(t *testing.T) {
@@ -159,12 +160,8 @@ func config(t *testing.T, bin string) Config {
 // under SANDBOX_TEST_STRICT=1, as CI runs).
 func requireUserns(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
-		if os.Getenv("SANDBOX_TEST_STRICT") == "1" {
-			t.Fatalf("no user namespaces: %v", err)
-		}
-		t.Skipf("no user namespaces: %v", err)
-	}
+	_, err := os.Stat("/proc/self/ns/user")
+	e2e.RequireX(t, err == nil, "no user namespaces: %v", err)
 }
 
 // The helper runs in its own user namespace with the map Plan decides, as

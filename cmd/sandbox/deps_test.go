@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"sandbox/internal/e2e"
 )
 
 // TestRunPathStaysLean guards the start-up budget: every package linked
@@ -13,13 +15,7 @@ import (
 // stay in the store helper. cgo is refused too: a dynamically linked
 // binary starts about 3 ms slower.
 func TestRunPathStaysLean(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("SANDBOX_TEST_STRICT") == "1" {
-			t.Fatalf("go not on PATH: %v", err)
-		}
-		t.Skipf("go not on PATH: %v", err)
-	}
+	goBin := e2e.RequireTool(t, "go")
 	cmd := exec.Command(goBin, "list", "-deps", "-f", "{{.ImportPath}} {{if .CgoFiles}}cgo{{end}}", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	out, err := cmd.CombinedOutput()

@@ -90,9 +90,7 @@ func TestBusyboxLayerRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.path == "" {
-				t.Skip("no dynamically linked binary among /bin/sh, /bin/ls, /usr/bin/env")
-			}
+			e2e.RequireX(t, tt.path != "", "no dynamically linked binary among /bin/sh, /bin/ls, /usr/bin/env")
 			_, err := BusyboxLayer(tt.path)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
