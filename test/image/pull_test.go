@@ -21,7 +21,7 @@ import (
 func TestPullBusybox(t *testing.T) {
 	s := newStore(t)
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 
 	start := time.Now()
 	r := s.ok("pull", "--tls-verify=false", ref)
@@ -225,7 +225,7 @@ func TestLoginLogout(t *testing.T) {
 func TestProgressOnTerminal(t *testing.T) {
 	s := newStore(t)
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	archive := filepath.Join(t.TempDir(), "bb.tar")
 	sb := e2e.ShQuote(e2e.Bin)
 	store := " --root " + e2e.ShQuote(s.root) + " --runroot " + e2e.ShQuote(s.runRoot)

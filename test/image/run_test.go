@@ -108,6 +108,13 @@ func (s *store) containers() int {
 	return len(cs)
 }
 
+// pushBusybox pushes the busybox image to reg as test/busybox:latest and
+// returns its reference.
+func pushBusybox(t *testing.T, reg *registry.Registry) string {
+	t.Helper()
+	return pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+}
+
 func busyboxLayer(t *testing.T) testimage.Layer {
 	t.Helper()
 	p, err := testimage.FindBusybox()
@@ -124,7 +131,7 @@ func busyboxLayer(t *testing.T) testimage.Layer {
 // the container, and --rm leaves no container behind.
 func TestRunImage(t *testing.T) {
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	eachOverlay(t, func(t *testing.T, s *store) { runImage(t, s, reg, ref) })
 }
 
@@ -185,7 +192,7 @@ func runImage(t *testing.T, s *store, reg *registry.Registry, ref string) {
 // Two containers of one image at once never see each other's writes.
 func TestRunImageContainersIsolated(t *testing.T) {
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	eachOverlay(t, func(t *testing.T, s *store) { containersIsolated(t, s, ref) })
 }
 
@@ -299,7 +306,7 @@ func imageConfig(t *testing.T, s *store, ref string) {
 func TestRunImageOrHostCommand(t *testing.T) {
 	s := newStore(t)
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout}
 	r := e2e.RunSandbox(t, o, s.runArgs("--rm", "busybox", "cat", "/etc/hostname")...)
@@ -367,7 +374,7 @@ func TestConcurrentRunsOfUnpulledImage(t *testing.T) {
 func TestRunImageFromStoreFiles(t *testing.T) {
 	s := newStore(t)
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	s.ok("pull", "--tls-verify=false", ref)
 	o := e2e.RunOpts{Timeout: pullTimeout}
 
@@ -404,7 +411,7 @@ func TestRunImageFromStoreFiles(t *testing.T) {
 func TestStoreFromConfigFile(t *testing.T) {
 	s := newStore(t)
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	cfg := t.TempDir()
 	os.MkdirAll(filepath.Join(cfg, "sandbox"), 0o700)
 	body := fmt.Sprintf("root = %q\nrunroot = %q\n", s.root, s.runRoot)
@@ -568,7 +575,7 @@ func TestFuseRootfs(t *testing.T) {
 // with a busybox image pulled into it from a registry of t's.
 func fuseStoreWithBusybox(t *testing.T) (*store, string) {
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	s := newStore(t)
 	s.overlay = "fuse"
 	s.ok("pull", "--tls-verify=false", ref)
@@ -614,7 +621,7 @@ func TestOverlayAutoFallsBack(t *testing.T) {
 	unshare := e2e.RequireTool(t, "unshare")
 	e2e.RequireTool(t, "fuse-overlayfs")
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	script := `set -u
 D=$1 S=$2 REF=$3 CHECK=$4
 mkdir -p $D/l1 $D/u1 $D/w1 $D/m1 $D/u2 $D/w2 $D/m2 $D/run
@@ -660,7 +667,7 @@ echo "kernel: $?"`
 // prepares one, which finds its lock free and removes it.
 func TestKilledRmRunsContainerRemovedLater(t *testing.T) {
 	reg := registry.Start(t)
-	ref := pushLayout(t, reg, testimage.BuildBusybox(t, "busybox"), "busybox", "test/busybox:latest")
+	ref := pushBusybox(t, reg)
 	s := newStore(t)
 	s.ok("pull", "--tls-verify=false", ref)
 	mark := t.TempDir()
