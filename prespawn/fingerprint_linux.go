@@ -1,13 +1,11 @@
 package prespawn
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"os"
-	"strings"
+	"errors"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,74 +23,151 @@ var namespaces = []string{
 	"cgroup", "time", "time_for_children",
 }
 
+// procFiles are the files of /proc/PID compared whole; attr/current fails
+// without an LSM (EINVAL), the same for both sides.
+var procFiles = []string{"cgroup", "limits", "loginuid", "sessionid", "oom_score_adj", "attr/current"}
+
+// FingerprintError is a file of the process that could not be read.
+type FingerprintError struct {
+	Path string
+	Err  error
+}
+
+func (e *FingerprintError) Error() string { return "fingerprint: " + e.Path + ": " + e.Err.Error() }
+func (e *FingerprintError) Unwrap() error { return e.Err }
+
 // Fingerprint hashes what a process at procDir ("/proc/self" or
 // "/proc/PID") would pass on to a sandbox it clones, together with extra,
 // the spawn configuration. Two processes with the same fingerprint clone
 // indistinguishable sandboxes.
+//
+// It runs on every start-up, in a process whose code is cold: it reads
+// with bare system calls into one buffer, and every field goes in with
+// its length, so no two contexts read the same.
 func Fingerprint(procDir string, extra []string) (string, error) {
-	h := sha256.New()
-	put := func(k, v string) { fmt.Fprintf(h, "%s=%q\n", k, v) }
-	put("version", "1")
-
+	dir, err := unix.Open(procDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &FingerprintError{procDir, err}
+	}
+	defer unix.Close(dir)
+	fail := func(name string, err error) (string, error) {
+		return "", &FingerprintError{procDir + "/" + name, err}
+	}
+	var (
+		out  = make([]byte, 0, 4096)
+		file [8192]byte
+	)
+	put := func(k string, v []byte) {
+		out = append(out, k...)
+		out = append(out, '=')
+		out = strconv.AppendInt(out, int64(len(v)), 10)
+		out = append(out, ':')
+		out = append(out, v...)
+		out = append(out, '\n')
+	}
+	put("version", []byte("2"))
+	// The executable by identity and version; the root directory.
 	var st unix.Stat_t
-	if err := unix.Stat(procDir+"/exe", &st); err != nil {
-		return "", fmt.Errorf("fingerprint: %s/exe: %w", procDir, err)
-	}
-	put("exe", fmt.Sprintf("%d:%d:%d:%d.%d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec))
-	if err := unix.Stat(procDir+"/root", &st); err != nil {
-		return "", fmt.Errorf("fingerprint: %s/root: %w", procDir, err)
-	}
-	put("root", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
-	for _, ns := range namespaces {
-		l, err := os.Readlink(procDir + "/ns/" + ns)
-		if err != nil && !os.IsNotExist(err) {
-			return "", fmt.Errorf("fingerprint: %w", err)
+	for _, name := range []string{"exe", "root"} {
+		if err := unix.Fstatat(dir, name, &st, 0); err != nil {
+			return fail(name, err)
 		}
-		put("ns."+ns, l)
+		nums := []int64{int64(st.Dev), int64(st.Ino)}
+		if name == "exe" {
+			nums = append(nums, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+		}
+		var v []byte
+		for i, n := range nums {
+			if i > 0 {
+				v = append(v, ':')
+			}
+			v = strconv.AppendInt(v, n, 10)
+		}
+		put(name, v)
+	}
+	for _, ns := range namespaces {
+		n, err := unix.Readlinkat(dir, "ns/"+ns, file[:])
+		if err != nil && err != unix.ENOENT {
+			return fail("ns/"+ns, err)
+		}
+		put("ns."+ns, file[:max(n, 0)])
 	}
 
-	status, err := os.ReadFile(procDir + "/status")
+	n, err := readAt(dir, "status", file[:])
 	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", err)
+		return fail("status", err)
 	}
-	fields := parseStatus(status)
 	for _, f := range statusFields {
-		put("status."+f, fields[f])
+		put("status."+f, statusField(file[:n], f))
 	}
-	stat, err := os.ReadFile(procDir + "/stat")
+	n, err = readAt(dir, "stat", file[:])
 	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", err)
+		return fail("stat", err)
 	}
-	nice, err := niceOf(stat)
+	nice, err := niceOf(file[:n])
 	if err != nil {
-		return "", fmt.Errorf("fingerprint: %s/stat: %w", procDir, err)
+		return fail("stat", err)
 	}
-	put("nice", nice)
-	for _, f := range []string{"cgroup", "limits", "loginuid", "sessionid", "oom_score_adj", "attr/current"} {
-		b, err := os.ReadFile(procDir + "/" + f)
+	put("nice", []byte(nice))
+	for _, f := range procFiles {
+		n, err := readAt(dir, f, file[:])
 		if err != nil {
-			// No LSM: attr/current fails with EINVAL, the same for both.
-			put(f+".err", err.(*os.PathError).Err.Error())
+			put(f+".err", []byte(err.Error()))
 			continue
 		}
-		put(f, string(b))
+		put(f, file[:n])
 	}
 	for i, e := range extra {
-		put(fmt.Sprintf("extra.%d", i), e)
+		put("extra."+strconv.Itoa(i), []byte(e))
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16]), nil
+	sum := sha256.Sum256(out)
+	return hex.EncodeToString(sum[:16]), nil
 }
 
-func parseStatus(b []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok {
-			out[k] = strings.TrimSpace(v)
+// errTooLong: a /proc file longer than the buffer, which would compare
+// only in part.
+var errTooLong = errors.New("longer than expected")
+
+// readAt reads the file name below dir into buf, whole.
+func readAt(dir int, name string, buf []byte) (int, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(buf) {
+			return 0, errTooLong
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if m == 0 {
+			return n, nil
+		}
+		n += m
+	}
+}
+
+// statusField is the value of "Name:\tvalue" in /proc/PID/status, trimmed.
+func statusField(status []byte, name string) []byte {
+	for len(status) > 0 {
+		line := status
+		if i := bytes.IndexByte(status, '\n'); i >= 0 {
+			line, status = status[:i], status[i+1:]
+		} else {
+			status = nil
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(k) == name {
+			return bytes.TrimSpace(v)
 		}
 	}
-	return out
+	return nil
 }
 
 // niceOf reads the nice value, field 19 of /proc/PID/stat (proc(5)); the
@@ -100,23 +175,38 @@ func parseStatus(b []byte) map[string]string {
 func niceOf(stat []byte) (string, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return "", fmt.Errorf("no command name")
+		return "", errors.New("no command name")
 	}
-	f := strings.Fields(string(stat[i+1:]))
+	f := bytes.Fields(stat[i+1:])
 	// f[0] is field 3 (state); field 19 is f[16].
 	if len(f) < 17 {
-		return "", fmt.Errorf("%d fields", len(f)+2)
+		return "", errors.New(strconv.Itoa(len(f)+2) + " fields")
 	}
-	return f[16], nil
+	return string(f[16]), nil
 }
 
 // MountsHash hashes the mount table as procDir sees it. A clone copies the
 // mount namespace at that moment; mounts made later are missing from it.
 func MountsHash(procDir string) (string, error) {
-	b, err := os.ReadFile(procDir + "/mountinfo")
+	fd, err := unix.Open(procDir+"/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("mount table: %w", err)
+		return "", &FingerprintError{procDir + "/mountinfo", err}
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16]), nil
+	defer unix.Close(fd)
+	h := sha256.New()
+	var buf [16384]byte
+	for {
+		n, err := unix.Read(fd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", &FingerprintError{procDir + "/mountinfo", err}
+		}
+		if n == 0 {
+			break
+		}
+		h.Write(buf[:n])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }
