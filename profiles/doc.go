@@ -5,3 +5,5 @@
 // Runs in: parent. Pure: the host is read only through the fs.FS given to
 // Plan, so tests use fixtures.
 package profiles
+
+//go:generate go run mkprofiles.go

@@ -64,8 +64,18 @@ func Names() []string {
 	return out
 }
 
-// Load returns the built-in profile called name.
+// Load returns the built-in profile called name: decoded ahead
+// (zprofiles.go), which keeps TOML off a run's start-up path.
 func Load(name string) (*Profile, error) {
+	if p := decoded(name); p != nil {
+		return p, nil
+	}
+	return nil, &UnknownError{Name: name, Available: Names()}
+}
+
+// DecodeBuiltin decodes the TOML of the built-in profile name, which
+// Load has decoded ahead.
+func DecodeBuiltin(name string) (*Profile, error) {
 	b, ok := builtin[name]
 	if !ok {
 		return nil, &UnknownError{Name: name, Available: Names()}

@@ -106,3 +106,25 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// Load serves the profiles decoded ahead (zprofiles.go); they must be what
+// the TOML decodes to, and every call gets a copy of its own.
+func TestDecodedAheadMatchesTOML(t *testing.T) {
+	for _, name := range Names() {
+		want, err := DecodeBuiltin(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("profile %s decoded ahead differs from its TOML; run go generate ./profiles\n got %+v\nwant %+v", name, got, want)
+		}
+		got.EnvPass[0] = "changed"
+		if again, _ := Load(name); again.EnvPass[0] == "changed" {
+			t.Errorf("profile %s: Load returns shared values", name)
+		}
+	}
+}
