@@ -22,6 +22,13 @@
 // which may change after the init was cloned, travels as a hash with the
 // handoff; a run that sees a different one runs directly.
 //
+// A run that took a sandbox sends its spec when it is over. The next init
+// gets it first, as a speculative spec with nothing of that run's process
+// (userns.Speculation), and builds that root while it waits; a run whose
+// own spec builds the same root, with every bind source still the file or
+// directory that was bound, takes the root as it is (the mounts leave the
+// start-up path), and any other run has it discarded.
+//
 // The sockets live in a private directory: $XDG_RUNTIME_DIR/sandbox, or
 // /tmp/sandbox-UID without it, used only when it is a real directory (not
 // a symlink) owned by the user with no access for anybody else.

@@ -81,6 +81,10 @@ func Serve(ctx context.Context, c ServerConfig) error {
 		// next one is spawned when they are, or when a run asks for it.
 		held     []heldRun
 		lastTake = time.Now()
+		// spec is the speculative spec of the last run that sent its
+		// own: the next init builds that root ahead.
+		spec []byte
+		buf  = make([]byte, maxSpec)
 	)
 	defer func() {
 		if warm != nil {
@@ -92,7 +96,7 @@ func Serve(ctx context.Context, c ServerConfig) error {
 	}()
 	for {
 		if warm == nil && len(held) == 0 {
-			if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
+			if warm, mounts, err = spawnWarm(ctx, c.Spawn, spec); err != nil {
 				return err
 			}
 		}
@@ -118,6 +122,9 @@ func Serve(ctx context.Context, c ServerConfig) error {
 		kept := held[:0]
 		for i, h := range held {
 			if pfds[i+1].Revents != 0 || now.After(h.until) {
+				if b := recvSpec(h.fd, buf); b != nil {
+					spec = b
+				}
 				unix.Close(h.fd)
 				continue
 			}
@@ -135,7 +142,7 @@ func Serve(ctx context.Context, c ServerConfig) error {
 			if warm == nil && len(held) == 0 {
 				// The last run ended as this one came: nothing competes
 				// for the CPU, so it waits for the next sandbox.
-				if warm, mounts, err = spawnWarm(ctx, c.Spawn); err != nil {
+				if warm, mounts, err = spawnWarm(ctx, c.Spawn, spec); err != nil {
 					unix.Close(cfd)
 					return err
 				}
@@ -187,10 +194,29 @@ func earliest(a, b time.Time) time.Time {
 // holdBound bounds how long a run may hold the pre-spawner back.
 const holdBound = 2 * time.Second
 
+// maxSpec bounds the spec a run sends when it is over.
+const maxSpec = 256 << 10
+
+// recvSpec reads the spec a run sends when it is over (Taken.Done), as a
+// speculative spec, or nil: the run ended without one, it was too large,
+// or it is not one a root is built ahead from.
+func recvSpec(fd int, buf []byte) []byte {
+	n, _, flags, _, err := unix.Recvmsg(fd, buf, nil, unix.MSG_DONTWAIT)
+	if err != nil || n == 0 || flags&unix.MSG_TRUNC != 0 {
+		return nil
+	}
+	b, ok, err := userns.Speculation(buf[:n])
+	if err != nil || !ok {
+		return nil
+	}
+	return b
+}
+
 // spawnWarm spawns an init and takes the hash of the mount table it
 // copied: read before the clone and again after the maps are written, and
-// spawned again if a mount came or went in between.
-func spawnWarm(ctx context.Context, c userns.SpawnConfig) (*userns.Spawned, string, error) {
+// spawned again if a mount came or went in between. With spec, the init
+// builds that root ahead (Spawned.Speculate).
+func spawnWarm(ctx context.Context, c userns.SpawnConfig, spec []byte) (*userns.Spawned, string, error) {
 	for range 3 {
 		before, err := MountsHash("/proc/self")
 		if err != nil {
@@ -201,7 +227,7 @@ func spawnWarm(ctx context.Context, c userns.SpawnConfig) (*userns.Spawned, stri
 			return nil, "", err
 		}
 		after, err := MountsHash("/proc/self")
-		if err == nil && after == before {
+		if err == nil && after == before && (spec == nil || sp.Speculate(spec) == nil) {
 			return sp, before, nil
 		}
 		sp.Kill()

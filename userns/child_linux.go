@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,16 +52,26 @@ func InitMain(args []string) int {
 		prewarmDecoder()
 	}
 	// The parent writes the spec into the pipe after spawning us, while
-	// the id maps are being written; reading it overlaps that wait.
+	// the id maps are being written; reading it overlaps that wait. A
+	// pre-spawner may first write a speculative spec, the root of which
+	// is built while the run's own spec is awaited.
 	specFile := os.NewFile(uintptr(specFD), "spec")
-	s, err := decodeChildSpec(specFile)
+	dec := json.NewDecoder(specFile)
+	s, err := decodeNextSpec(dec)
+	var pre *prebuilt
+	if err == nil && s.Speculative {
+		pre = speculate(s)
+		if s, err = decodeNextSpec(dec); err == nil && s.Speculative {
+			err = errors.New("decode spec: a second speculative spec")
+		}
+	}
 	specFile.Close()
 	if err != nil {
 		c.send(failure(StageStart, "read spec", "", err))
 		return 125
 	}
 	decoded := time.Now()
-	ch := &child{conn: c, spec: s}
+	ch := &child{conn: c, spec: s, pre: pre}
 	ch.mark(StageStart, start)
 	ch.mark("decoded", decoded)
 	m, fds, err := c.recv()
@@ -149,6 +160,7 @@ func parseInitArgs(args []string) (syncFD, specFD int, prewarm bool, err error) 
 type child struct {
 	conn  conn
 	spec  *childSpec
+	pre   *prebuilt // a root built ahead, or nil
 	times []StageTime
 }
 
@@ -184,11 +196,21 @@ func (ch *child) run() int {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return ch.fail(StageStart, step("prctl", "PR_SET_DUMPABLE", err))
 	}
-	rootfd, err := buildRoot(s, func(dev, userns int) error {
-		return ch.conn.send(message{Kind: msgFuse}, dev, userns)
-	})
-	if err != nil {
-		return ch.fail(StageMounts, err)
+	rootfd := -1
+	if ch.pre != nil {
+		if rootfd = ch.pre.take(s); rootfd >= 0 {
+			ch.mark("prebuilt", time.Now())
+		}
+		ch.pre = nil
+	}
+	if rootfd < 0 {
+		var err error
+		rootfd, err = buildRoot(s, func(dev, userns int) error {
+			return ch.conn.send(message{Kind: msgFuse}, dev, userns)
+		})
+		if err != nil {
+			return ch.fail(StageMounts, err)
+		}
 	}
 	ch.mark(StageMounts, time.Now())
 	if s.OCI.Hostname != "" {
@@ -196,7 +218,7 @@ func (ch *child) run() int {
 			return ch.fail(StageMounts, step("sethostname", s.OCI.Hostname, err))
 		}
 	}
-	err = pivot(rootfd, s.Rootfs == nil)
+	err := pivot(rootfd, s.Rootfs == nil)
 	unix.Close(rootfd)
 	if err != nil {
 		return ch.fail(StagePivot, err)

@@ -33,8 +33,10 @@ type sourceTree struct {
 // nothing can swap the path afterwards.
 func openSources(mounts []specs.Mount) ([]sourceTree, error) {
 	trees := make([]sourceTree, len(mounts))
+	for i := range trees {
+		trees[i].fd = -1 // closeTrees skips them, also after an error midway
+	}
 	for i, m := range mounts {
-		trees[i].fd = -1
 		if m.Type != spec.MountBind {
 			continue
 		}
@@ -198,16 +200,38 @@ func attach(rootfd, mfd int, dst string, file bool) error {
 // serveFuse hands the FUSE device of a fuse-overlayfs root and the
 // sandbox's user namespace to the parent, which starts the daemon.
 func buildRoot(s *childSpec, serveFuse func(dev, userns int) error) (int, error) {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-		return -1, step("make mounts private", "/", err)
-	}
-	trees, err := openSources(s.OCI.Mounts)
-	if err != nil {
-		return -1, err
-	}
-	defer closeTrees(trees)
+	rootfd, trees, err := assembleRoot(s, serveFuse, rootBase)
+	closeTrees(trees)
+	return rootfd, err
+}
 
-	var rootfd int
+// assembleRoot is buildRoot with the root attached on base, which also
+// returns the trees of the bind sources (their fds refer to what was
+// bound; the caller closes them). On an error nothing of the root is left
+// attached.
+func assembleRoot(s *childSpec, serveFuse func(dev, userns int) error, base string) (rootfd int, trees []sourceTree, err error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return -1, nil, step("make mounts private", "/", err)
+	}
+	if trees, err = openSources(s.OCI.Mounts); err != nil {
+		return -1, nil, err
+	}
+	rootfd, err = attachRoot(s, serveFuse, trees, base)
+	if err != nil {
+		closeTrees(trees)
+		return -1, nil, err
+	}
+	return rootfd, trees, nil
+}
+
+// attachRoot creates the root, attaches it on base and mounts trees and
+// the other mounts of s in it. On an error it detaches the root again (a
+// root of layers may leave its writable tmpfs below: the init exits).
+func attachRoot(s *childSpec, serveFuse func(dev, userns int) error, trees []sourceTree, base string) (int, error) {
+	var (
+		rootfd int
+		err    error
+	)
 	if s.Rootfs != nil {
 		rootfd, err = layeredRoot(s.Rootfs, serveFuse)
 	} else {
@@ -216,45 +240,115 @@ func buildRoot(s *childSpec, serveFuse func(dev, userns int) error) (int, error)
 	if err != nil {
 		return -1, err
 	}
-	if err := unix.MoveMount(rootfd, "", unix.AT_FDCWD, rootBase, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	if err := unix.MoveMount(rootfd, "", unix.AT_FDCWD, base, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		unix.Close(rootfd)
-		return -1, step("mount root on", rootBase, err)
+		return -1, step("mount root on", base, err)
+	}
+	fail := func(err error) (int, error) {
+		unix.Close(rootfd)
+		unix.Unmount(base, unix.MNT_DETACH)
+		return -1, err
 	}
 	if s.Rootfs != nil {
 		if err := refuseLinkedKernelDirs(rootfd); err != nil {
-			unix.Close(rootfd)
-			return -1, err
+			return fail(err)
 		}
 	}
 	for i, m := range s.OCI.Mounts {
 		if err := mountOne(rootfd, m, trees[i]); err != nil {
-			unix.Close(rootfd)
-			return -1, err
+			return fail(err)
 		}
 	}
 	if err := maskPaths(rootfd, s.OCI.Linux.MaskedPaths); err != nil {
-		unix.Close(rootfd)
-		return -1, err
+		return fail(err)
 	}
 	if err := readOnlyPaths(rootfd, s.OCI.Linux.ReadonlyPaths); err != nil {
-		unix.Close(rootfd)
-		return -1, err
+		return fail(err)
 	}
 	for _, l := range s.Symlinks {
 		if err := symlinkInRoot(rootfd, l); err != nil {
-			unix.Close(rootfd)
-			return -1, err
+			return fail(err)
 		}
 	}
 	if s.Rootfs != nil && s.Rootfs.ReadOnly {
 		// Last: the mount points above were made in the writable layer.
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(rootfd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-			unix.Close(rootfd)
-			return -1, step("make the root read-only", "/", err)
+			return fail(step("make the root read-only", "/", err))
 		}
 	}
 	return rootfd, nil
+}
+
+// prebuilt is a root that a pre-spawned init built from a speculative
+// spec (the spec of the run before, see Speculation) while it waited for
+// its own. The run's spec then takes it only if it would build the same
+// root now: the same mounts, masks and symlinks (rootKey), and every bind
+// source still resolving to the very file or directory that was bound
+// (another one created at the same path since, or a symlink pointing
+// elsewhere, would not be seen through the old bind). Mounts made or
+// removed on the host in between are the pre-spawner's check: the run
+// compares the mount table with the one the init was cloned with.
+type prebuilt struct {
+	spec   *childSpec // the speculative spec it was built from
+	rootfd int
+	trees  []sourceTree // the bound sources, open until the root is taken or discarded
+}
+
+// speculationBase is where a root built ahead waits, attached: not on
+// rootBase, whose host directory /tmp holds work directories often, and
+// the check of a bind source below it would find the root in the way.
+// A bind source below /proc is as rare as one below /tmp is common; its
+// check fails the same way, and the run builds its own root.
+const speculationBase = "/proc"
+
+// speculate builds the root of the speculative spec s ahead. It returns
+// nil when it could not: the run then builds its own.
+// Preconditions: as for buildRoot, and a root without layers.
+func speculate(s *childSpec) *prebuilt {
+	rootfd, trees, err := assembleRoot(s, nil, speculationBase)
+	if err != nil {
+		return nil
+	}
+	return &prebuilt{spec: s, rootfd: rootfd, trees: trees}
+}
+
+// take returns the root for s when it is the one s would build, and
+// otherwise discards it and returns -1. Either way p is spent.
+func (p *prebuilt) take(s *childSpec) int {
+	defer closeTrees(p.trees)
+	if sameRoot(p.spec, s) && p.current() {
+		return p.rootfd
+	}
+	unix.Close(p.rootfd)
+	unix.Unmount(speculationBase, unix.MNT_DETACH)
+	return -1
+}
+
+// current tells whether every bind source still resolves to what was
+// bound: the same inode, still linked (inode numbers are unique only
+// among live inodes), and an optional source that was absent still is.
+func (p *prebuilt) current() bool {
+	for i, m := range p.spec.OCI.Mounts {
+		if m.Type != spec.MountBind {
+			continue
+		}
+		var now, then unix.Stat_t
+		err := unix.Stat(m.Source, &now)
+		if p.trees[i].absent {
+			if !errors.Is(err, unix.ENOENT) {
+				return false
+			}
+			continue
+		}
+		if err != nil || unix.Fstat(p.trees[i].fd, &then) != nil {
+			return false
+		}
+		if then.Nlink == 0 || then.Dev != now.Dev || then.Ino != now.Ino {
+			return false
+		}
+	}
+	return true
 }
 
 // layeredRoot creates a detached root of r's layers with the overlay r

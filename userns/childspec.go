@@ -1,9 +1,11 @@
 package userns
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -31,6 +33,10 @@ type childSpec struct {
 	Debug       bool           `json:"debug"`
 	Seccomp     []byte         `json:"seccomp"`
 	Rootfs      *spec.Rootfs   `json:"rootfs"`
+	// Speculative marks the spec of an earlier run, without its process,
+	// that a pre-spawned init builds the root of while it waits for its
+	// own spec (see prebuilt).
+	Speculative bool `json:"speculative,omitempty"`
 }
 
 // newChildSpec takes the child's part of a validated Spec.
@@ -52,14 +58,70 @@ func EncodeSpec(s *spec.Spec) ([]byte, error) {
 }
 
 func decodeChildSpec(r io.Reader) (*childSpec, error) {
+	s, err := decodeNextSpec(json.NewDecoder(r))
+	if err == nil && s.Speculative {
+		return nil, fmt.Errorf("decode spec: a speculative spec where the run's own was due")
+	}
+	return s, err
+}
+
+// decodeNextSpec reads the next spec on the pipe: a run's own, or a
+// speculative one (which has no process) before it.
+func decodeNextSpec(dec *json.Decoder) (*childSpec, error) {
 	var s childSpec
-	if err := json.NewDecoder(r).Decode(&s); err != nil {
+	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	if s.Speculative {
+		if s.OCI.Process != nil || s.Rootfs != nil {
+			return nil, fmt.Errorf("decode spec: a speculative spec has no process and no root of layers")
+		}
+		return &s, nil
 	}
 	if s.OCI.Process == nil || len(s.OCI.Process.Args) == 0 {
 		return nil, fmt.Errorf("decode spec: no process")
 	}
 	return &s, nil
+}
+
+// Speculation turns the encoded spec of a run that is over (EncodeSpec)
+// into one for the next pre-spawned init to build ahead: the same root,
+// and nothing of the run's process (its arguments and environment do not
+// reach another sandbox). ok is false for a spec with a root of layers,
+// which is not built ahead.
+func Speculation(encoded []byte) (b []byte, ok bool, err error) {
+	s, err := decodeChildSpec(bytes.NewReader(encoded))
+	if err != nil {
+		return nil, false, err
+	}
+	if s.Rootfs != nil {
+		return nil, false, nil
+	}
+	spec := childSpec{Symlinks: s.Symlinks, Speculative: true}
+	spec.OCI.Mounts = s.OCI.Mounts
+	spec.OCI.Linux = s.OCI.Linux
+	b, err = json.Marshal(&spec)
+	return b, err == nil, err
+}
+
+// sameRoot tells whether a and b build the same root: the same mounts,
+// masked and read-only paths and symlinks, and neither has layers (a
+// prebuilt root has none). Spelled out rather than reflected: it runs on
+// the start-up path of an init whose code is cold.
+func sameRoot(a, b *childSpec) bool {
+	if a.Rootfs != nil || b.Rootfs != nil || len(a.OCI.Mounts) != len(b.OCI.Mounts) {
+		return false
+	}
+	for i, m := range a.OCI.Mounts {
+		n := b.OCI.Mounts[i]
+		if m.Destination != n.Destination || m.Type != n.Type || m.Source != n.Source ||
+			!slices.Equal(m.Options, n.Options) || !slices.Equal(m.UIDMappings, n.UIDMappings) || !slices.Equal(m.GIDMappings, n.GIDMappings) {
+			return false
+		}
+	}
+	return slices.Equal(a.OCI.Linux.MaskedPaths, b.OCI.Linux.MaskedPaths) &&
+		slices.Equal(a.OCI.Linux.ReadonlyPaths, b.OCI.Linux.ReadonlyPaths) &&
+		slices.Equal(a.Symlinks, b.Symlinks)
 }
 
 // prewarmSample touches every type in childSpec, so decoding it builds

@@ -75,3 +75,98 @@ func TestPrewarmSampleDecodes(t *testing.T) {
 		t.Errorf("the prewarm sample left types untouched: %+v", s)
 	}
 }
+
+// A speculative spec carries the root of the run it came from and nothing
+// of that run's process: its arguments and environment must not reach
+// the next sandbox's init.
+func TestSpeculation(t *testing.T) {
+	s := &spec.Spec{
+		OCI: specs.Spec{
+			Hostname: "box",
+			Process:  &specs.Process{Args: []string{"deploy"}, Cwd: "/work", Env: []string{"TOKEN=s3cret"}},
+			Mounts:   []specs.Mount{{Destination: "/work", Type: spec.MountBind, Source: "/home/u/work", Options: []string{"rbind"}}},
+			Linux:    &specs.Linux{MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"}},
+		},
+		Symlinks: []spec.Symlink{{Target: "usr/bin", Path: "/bin"}},
+		Seccomp:  []byte{1, 2, 3},
+	}
+	encoded, err := EncodeSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok, err := Speculation(encoded)
+	if err != nil || !ok {
+		t.Fatalf("Speculation = %v, %v", ok, err)
+	}
+	for _, secret := range []string{"s3cret", "deploy", "box"} {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("the speculative spec carries %q: %s", secret, b)
+		}
+	}
+	got, err := decodeNextSpec(json.NewDecoder(bytes.NewReader(b)))
+	if err != nil || !got.Speculative {
+		t.Fatalf("decode the speculative spec: %+v, %v", got, err)
+	}
+	run, err := decodeChildSpec(bytes.NewReader(encoded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRoot(got, run) {
+		t.Errorf("the speculative spec does not build the run's root:\n%s\n%s", b, encoded)
+	}
+	// Where the run's own spec is due, a speculative one is refused.
+	if _, err := decodeChildSpec(bytes.NewReader(b)); err == nil {
+		t.Error("decodeChildSpec took a speculative spec")
+	}
+	// A root of layers is not built ahead.
+	s.Rootfs = &spec.Rootfs{Lower: []string{"/l"}}
+	encoded, _ = EncodeSpec(s)
+	if _, ok, err := Speculation(encoded); ok || err != nil {
+		t.Errorf("Speculation of a layered root = %v, %v; want not ok", ok, err)
+	}
+}
+
+// Any difference in what the root is built from makes it another root.
+func TestSameRoot(t *testing.T) {
+	base := func() *childSpec {
+		c := &childSpec{Symlinks: []spec.Symlink{{Target: "usr/bin", Path: "/bin"}}}
+		c.OCI.Mounts = []specs.Mount{
+			{Destination: "/usr", Type: spec.MountBind, Source: "/usr", Options: []string{"rbind", "ro"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=1777"}},
+		}
+		c.OCI.Linux.MaskedPaths = []string{"/proc/kcore"}
+		c.OCI.Linux.ReadonlyPaths = []string{"/proc/sys"}
+		return c
+	}
+	if !sameRoot(base(), base()) {
+		t.Fatal("equal specs differ")
+	}
+	changes := map[string]func(c *childSpec){
+		"destination": func(c *childSpec) { c.OCI.Mounts[0].Destination = "/opt" },
+		"type":        func(c *childSpec) { c.OCI.Mounts[1].Type = "proc" },
+		"source":      func(c *childSpec) { c.OCI.Mounts[0].Source = "/srv" },
+		"options":     func(c *childSpec) { c.OCI.Mounts[0].Options = []string{"rbind"} },
+		"uid mapping": func(c *childSpec) { c.OCI.Mounts[0].UIDMappings = []specs.LinuxIDMapping{{Size: 1}} },
+		"gid mapping": func(c *childSpec) { c.OCI.Mounts[0].GIDMappings = []specs.LinuxIDMapping{{Size: 1}} },
+		"one more":    func(c *childSpec) { c.OCI.Mounts = append(c.OCI.Mounts, c.OCI.Mounts[0]) },
+		"masked":      func(c *childSpec) { c.OCI.Linux.MaskedPaths = nil },
+		"read-only":   func(c *childSpec) { c.OCI.Linux.ReadonlyPaths = append(c.OCI.Linux.ReadonlyPaths, "/x") },
+		"symlink":     func(c *childSpec) { c.Symlinks[0].Target = "/usr/bin" },
+		"layers":      func(c *childSpec) { c.Rootfs = &spec.Rootfs{Lower: []string{"/l"}} },
+	}
+	for name, change := range changes {
+		c := base()
+		change(c)
+		if sameRoot(base(), c) || sameRoot(c, base()) {
+			t.Errorf("%s changed and the root is the same", name)
+		}
+	}
+	// sameRoot compares every field of a mount and a symlink; a field
+	// added to either type needs a line there.
+	if n := reflect.TypeOf(specs.Mount{}).NumField(); n != 6 {
+		t.Errorf("specs.Mount has %d fields; sameRoot compares 6", n)
+	}
+	if n := reflect.TypeOf(spec.Symlink{}).NumField(); n != 2 {
+		t.Errorf("spec.Symlink has %d fields; sameRoot compares 2 (by ==)", n)
+	}
+}

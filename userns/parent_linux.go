@@ -266,6 +266,17 @@ func (sp *Spawned) writeSpec(s *spec.Spec, encoded []byte) {
 	sp.specW.Close()
 }
 
+// Speculate writes a speculative spec (Speculation) ahead of the run's
+// own, for an init spawned without one: it builds that root while it
+// waits. Preconditions: the id maps are written, the spec not yet sent.
+func (sp *Spawned) Speculate(b []byte) error {
+	if sp.specSent {
+		return errors.New("speculate: the spec was already sent")
+	}
+	_, err := sp.specW.Write(b)
+	return err
+}
+
 // Kill ends the init and releases what refers to it.
 func (sp *Spawned) Kill() {
 	if sp.pidfd >= 0 {

@@ -32,6 +32,12 @@ package userns
 // pre-spawner, which may exit first) and from then on exits when the
 // socket's other end closes. The adopter learns the end from the pidfd.
 //
+// Before the run's spec, a pre-spawner may write a speculative one
+// (Speculation: the root of the run before, without a process). The child
+// builds that root ahead, attached on /proc of its own mount namespace,
+// and takes it for the run's spec only if it is the same root, still
+// bound to the same files (prebuilt).
+//
 // hello only tells the parent the child is alive; continue does not wait
 // for it. At any point before ready the child may send failed instead, and
 // then exits. EOF on the socket before exit means the child died; the

@@ -195,7 +195,7 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 	o.SpecJSON = <-encoded
 	if t != nil {
 		res, err = t.Sandbox.Run(context.Background(), s, o)
-		t.Done()
+		t.Done(o.SpecJSON)
 	} else {
 		res, err = userns.Run(context.Background(), s, o)
 	}

@@ -350,3 +350,100 @@ func initsOf(pid int) []proc {
 	}
 	return out
 }
+
+// waitBuiltAhead waits (bounded) until a pre-spawned sandbox of the suite
+// has built a root ahead with dir bound in it: the init waits with that
+// root attached on /proc of its own mount namespace.
+func waitBuiltAhead(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, pid := range e2e.Prespawners(socketDir()) {
+			for _, p := range initsOf(pid) {
+				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/mountinfo")
+				for _, l := range e2e.Lines(string(b)) {
+					if f := strings.Fields(l); len(f) > 4 && f[4] == "/proc"+dir {
+						return
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pre-spawned sandbox built a root with %s ahead", dir)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A pre-spawned sandbox builds the root of the run before it ahead, and a
+// run takes that root only when its own spec would build the same one
+// now. Guards against a stale bind: a work directory replaced by another
+// at the same path (renamed away, or removed and made again, when its
+// inode number may come back) gets a root of its own, and what the
+// command writes lands in the directory the caller is in.
+func TestPrespawnedRootBuiltAhead(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	requireSubIDs(t)
+	base := t.TempDir()
+	wd := filepath.Join(base, "work")
+	if err := os.Mkdir(wd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WantExit(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "true"), 0)
+	waitPrespawned(t, wd)
+	run := func(name string, wantPrebuilt bool) {
+		t.Helper()
+		r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--debug", "--", "sh", "-c", "echo "+name+" > "+name)
+		e2e.WantExit(t, r, 0)
+		if runMode(t, r) != "taken" {
+			t.Fatalf("run %s was not taken from the pre-spawner:\n%s", name, r)
+		}
+		if got := strings.Contains(r.Stderr, "stage=child-prebuilt"); got != wantPrebuilt {
+			t.Errorf("run %s: root built ahead %v, want %v\n%s", name, got, wantPrebuilt, r)
+		}
+		if b, err := os.ReadFile(filepath.Join(wd, name)); err != nil || string(b) != name+"\n" {
+			t.Errorf("run %s: %q, %v in the work directory", name, b, err)
+		}
+	}
+	replace := func(how func() error) {
+		t.Helper()
+		if err := how(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(wd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pre-spawner learns the root from a run taken from it.
+	waitPrespawned(t, wd)
+	r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "true")
+	e2e.WantExit(t, r, 0)
+	waitBuiltAhead(t, wd)
+	run("first", true)
+	waitBuiltAhead(t, wd)
+	replace(func() error { return os.Rename(wd, filepath.Join(base, "old")) })
+	run("second", false)
+	if _, err := os.Stat(filepath.Join(base, "old", "second")); err == nil {
+		t.Error("a run after the work directory was renamed away wrote into the old one")
+	}
+	waitBuiltAhead(t, wd)
+	run("third", true)
+	waitBuiltAhead(t, wd)
+	replace(func() error { return os.RemoveAll(wd) })
+	run("fourth", false)
+	waitBuiltAhead(t, wd)
+	run("fifth", true)
+
+	// A root that cannot be built ahead (a volume's source is gone by
+	// then) leaves the next sandbox as it was, and the run builds its own.
+	vol := filepath.Join(base, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "-v", vol+":/vol", "-v", vol+"/f:/f", "--", "rm", "/vol/f")
+	e2e.WantExit(t, r, 0)
+	run("sixth", false)
+}
