@@ -438,13 +438,26 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 	}
 	// drain takes what the init sent before it ended; msgs is nil when
 	// the reader already saw the end of the socket.
+	// readyTimes logs the child's stage times that came with ready.
+	readyTimes := func(m message) {
+		for _, t := range m.Times {
+			stage("child-"+t.Stage, time.Unix(0, t.Nanos))
+		}
+		stage("ready", time.Now())
+	}
 	drain := func() {
 		for r := range orClosed(msgs) {
-			if r.err == nil && r.m.Kind == msgExit {
+			switch {
+			case r.err != nil:
+			case r.m.Kind == msgExit:
 				m := r.m
 				exitMsg = &m
-			} else if r.err == nil && r.m.Kind == msgFailed {
+			case r.m.Kind == msgFailed:
 				childErr = r.m.childError()
+			case r.m.Kind == msgReady && !ready:
+				// The end was seen first (select picks at random).
+				ready = true
+				readyTimes(r.m)
 			}
 			closeAll(r.fds)
 		}
@@ -501,10 +514,7 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 				defer unix.Close(cmdFd)
 				ready = true
 				setup.Stop()
-				for _, t := range r.m.Times {
-					stage("child-"+t.Stage, time.Unix(0, t.Nanos))
-				}
-				stage("ready", time.Now())
+				readyTimes(r.m)
 				for _, sig := range pending {
 					unix.PidfdSendSignal(cmdFd, sig.(syscall.Signal), nil, 0)
 				}
