@@ -91,11 +91,12 @@ func Serve(ctx context.Context, c ServerConfig) error {
 			warm.Kill()
 		}
 		for _, h := range held {
-			unix.Close(h.fd)
+			h.close()
 		}
 	}()
+	var respawn time.Time // when the next init is due, with none warm
 	for {
-		if warm == nil && len(held) == 0 {
+		if warm == nil && len(held) == 0 && !time.Now().Before(respawn) {
 			if warm, mounts, err = spawnWarm(ctx, c.Spawn, spec); err != nil {
 				return err
 			}
@@ -108,9 +109,14 @@ func Serve(ctx context.Context, c ServerConfig) error {
 		if len(held) > 0 {
 			wake = now.Add(time.Second) // to notice ctx
 		}
+		if warm == nil && len(held) == 0 {
+			wake = earliest(wake, respawn)
+		}
+		// Per held run: its connection (while open), then its pidfd.
 		pfds := []unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}
 		for _, h := range held {
-			pfds = append(pfds, unix.PollFd{Fd: int32(h.fd), Events: unix.POLLIN | unix.POLLRDHUP})
+			pfds = append(pfds, unix.PollFd{Fd: int32(h.fd), Events: unix.POLLIN | unix.POLLRDHUP},
+				unix.PollFd{Fd: int32(h.pidfd), Events: unix.POLLIN})
 			wake = earliest(wake, h.until)
 		}
 		ms := max(min(time.Until(wake).Milliseconds()+1, 1000), 0)
@@ -121,11 +127,20 @@ func Serve(ctx context.Context, c ServerConfig) error {
 		now = time.Now()
 		kept := held[:0]
 		for i, h := range held {
-			if pfds[i+1].Revents != 0 || now.After(h.until) {
+			conn, proc := pfds[1+2*i].Revents, pfds[2+2*i].Revents
+			if conn != 0 && h.fd >= 0 {
+				// The run is over and says how (Taken.Done).
 				if b := recvSpec(h.fd, buf); b != nil {
 					spec = b
 				}
 				unix.Close(h.fd)
+				h.fd = -1
+			}
+			// Over, and for the next init to be spawned, its process must
+			// be gone too: spawning while it exits slows its exit.
+			if proc != 0 || (h.fd < 0 && h.pidfd < 0) || now.After(h.until) {
+				h.close()
+				respawn = now.Add(respawnDelay)
 				continue
 			}
 			kept = append(kept, h)
@@ -155,7 +170,7 @@ func Serve(ctx context.Context, c ServerConfig) error {
 				unix.Close(cfd)
 				continue
 			}
-			handed, err := serveOne(cfd, c.Key, c.Extra, warm, mounts)
+			handed, pidfd, err := serveOne(cfd, c.Key, c.Extra, warm, mounts)
 			if err != nil {
 				log.Debug("prespawn: refused a connection", "err", err)
 			}
@@ -168,7 +183,7 @@ func Serve(ctx context.Context, c ServerConfig) error {
 			// The run keeps the connection until it is over: spawning
 			// the next init meanwhile would take the CPU its set-up and
 			// teardown need. Bounded, for long runs.
-			held = append(held, heldRun{fd: cfd, until: now.Add(holdBound)})
+			held = append(held, heldRun{fd: cfd, pidfd: pidfd, until: now.Add(holdBound)})
 			continue
 		}
 		if len(held) == 0 && now.Sub(lastTake) >= c.Idle {
@@ -178,10 +193,19 @@ func Serve(ctx context.Context, c ServerConfig) error {
 	}
 }
 
-// heldRun is the connection of a run that took a sandbox.
+// heldRun is a run that took a sandbox: its connection, until it closes,
+// and a pidfd of its process (-1 without SO_PEERPIDFD, before Linux 6.5).
 type heldRun struct {
-	fd    int
-	until time.Time
+	fd, pidfd int
+	until     time.Time
+}
+
+func (h heldRun) close() {
+	for _, fd := range []int{h.fd, h.pidfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -190,6 +214,12 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// respawnDelay is how long after a run's end the next init is spawned
+// (unless a run asks for it first): the exit of the run's processes and
+// the kernel's teardown of its sandbox are done by then, and nothing
+// slows them.
+const respawnDelay = 15 * time.Millisecond
 
 // holdBound bounds how long a run may hold the pre-spawner back.
 const holdBound = 2 * time.Second
@@ -236,19 +266,20 @@ func spawnWarm(ctx context.Context, c userns.SpawnConfig, spec []byte) (*userns.
 }
 
 // serveOne hands warm to the process on cfd if it runs in our context.
-func serveOne(cfd int, key string, extra []string, warm *userns.Spawned, mounts string) (bool, error) {
+// When it did, pidfd is the process's (the caller's to close), or -1.
+func serveOne(cfd int, key string, extra []string, warm *userns.Spawned, mounts string) (handed bool, pidfd int, err error) {
 	p, err := peerOf(cfd)
 	if err != nil {
-		return false, err
+		return false, -1, err
 	}
 	defer p.close()
 	if err := p.matches(key, extra); err != nil {
 		sendHandoff(cfd, handoff{Kind: "refused", Detail: err.Error()})
-		return false, err
+		return false, -1, err
 	}
 	files, err := warm.HandOff()
 	if err != nil {
-		return false, err
+		return false, -1, err
 	}
 	fds := make([]int, len(files))
 	for i, f := range files {
@@ -260,5 +291,9 @@ func serveOne(cfd int, key string, extra []string, warm *userns.Spawned, mounts 
 	}
 	// Handed off or not, this init is gone from here: if the send failed,
 	// closing our ends made it exit.
-	return true, err
+	pidfd = -1
+	if p.pidfd >= 0 {
+		pidfd, _ = unix.FcntlInt(uintptr(p.pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	}
+	return true, pidfd, err
 }
