@@ -1,7 +1,6 @@
 package userns
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -56,12 +55,11 @@ func InitMain(args []string) int {
 	// pre-spawner may first write a speculative spec, the root of which
 	// is built while the run's own spec is awaited.
 	specFile := os.NewFile(uintptr(specFD), "spec")
-	dec := json.NewDecoder(specFile)
-	s, err := decodeNextSpec(dec)
+	s, err := decodeNextSpec(specFile)
 	var pre *prebuilt
 	if err == nil && s.Speculative {
 		pre = speculate(s)
-		if s, err = decodeNextSpec(dec); err == nil && s.Speculative {
+		if s, err = decodeNextSpec(specFile); err == nil && s.Speculative {
 			err = errors.New("decode spec: a second speculative spec")
 		}
 	}

@@ -2,22 +2,18 @@ package userns
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"sandbox/spec"
 )
 
-// childSpec is the part of spec.Spec the child stage reads, in the same
-// JSON shape. Decoding only these fields keeps encoding/json from
-// building its reflection caches for the whole runtime-spec type graph,
-// which costs milliseconds on the start-up path. The parent validated the
-// full Spec before sending it.
+// childSpec is the part of spec.Spec the child stage reads, sent down the
+// spec pipe in the form of speccodec.go. The parent validated the full
+// Spec before sending it.
 type childSpec struct {
 	OCI struct {
 		Process  *specs.Process `json:"process"`
@@ -52,13 +48,14 @@ func newChildSpec(s *spec.Spec) *childSpec {
 	return c
 }
 
-// EncodeSpec is what the child reads of s, as sent down the spec pipe.
+// EncodeSpec is what the child reads of s, as sent down the spec pipe
+// (speccodec.go).
 func EncodeSpec(s *spec.Spec) ([]byte, error) {
-	return json.Marshal(newChildSpec(s))
+	return encodeChildSpec(newChildSpec(s)), nil
 }
 
 func decodeChildSpec(r io.Reader) (*childSpec, error) {
-	s, err := decodeNextSpec(json.NewDecoder(r))
+	s, err := decodeNextSpec(r)
 	if err == nil && s.Speculative {
 		return nil, fmt.Errorf("decode spec: a speculative spec where the run's own was due")
 	}
@@ -67,21 +64,21 @@ func decodeChildSpec(r io.Reader) (*childSpec, error) {
 
 // decodeNextSpec reads the next spec on the pipe: a run's own, or a
 // speculative one (which has no process) before it.
-func decodeNextSpec(dec *json.Decoder) (*childSpec, error) {
-	var s childSpec
-	if err := dec.Decode(&s); err != nil {
+func decodeNextSpec(r io.Reader) (*childSpec, error) {
+	s, err := readSpecFrame(r)
+	if err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)
 	}
 	if s.Speculative {
 		if s.OCI.Process != nil || s.Rootfs != nil {
 			return nil, fmt.Errorf("decode spec: a speculative spec has no process and no root of layers")
 		}
-		return &s, nil
+		return s, nil
 	}
 	if s.OCI.Process == nil || len(s.OCI.Process.Args) == 0 {
 		return nil, fmt.Errorf("decode spec: no process")
 	}
-	return &s, nil
+	return s, nil
 }
 
 // Speculation turns the encoded spec of a run that is over (EncodeSpec)
@@ -100,8 +97,7 @@ func Speculation(encoded []byte) (b []byte, ok bool, err error) {
 	spec := childSpec{Symlinks: s.Symlinks, Speculative: true}
 	spec.OCI.Mounts = s.OCI.Mounts
 	spec.OCI.Linux = s.OCI.Linux
-	b, err = json.Marshal(&spec)
-	return b, err == nil, err
+	return encodeChildSpec(&spec), true, nil
 }
 
 // sameRoot tells whether a and b build the same root: the same mounts,
@@ -124,19 +120,11 @@ func sameRoot(a, b *childSpec) bool {
 		slices.Equal(a.Symlinks, b.Symlinks)
 }
 
-// prewarmSample touches every type in childSpec, so decoding it builds
-// encoding/json's per-type caches.
-const prewarmSample = `{"oci":{"process":{"terminal":true,"consoleSize":{"height":1,"width":1},` +
-	`"user":{"uid":1,"gid":1,"additionalGids":[1]},"args":["x"],"env":["A=b"],"cwd":"/",` +
-	`"capabilities":{"bounding":["x"],"effective":["x"],"inheritable":["x"],"permitted":["x"],"ambient":["x"]},` +
-	`"rlimits":[{"type":"x","hard":1,"soft":1}],"noNewPrivileges":true},"hostname":"x",` +
-	`"mounts":[{"destination":"/x","type":"x","source":"x","options":["x"]}],` +
-	`"linux":{"maskedPaths":["x"],"readonlyPaths":["x"]}},` +
-	`"symlinks":[{"target":"x","path":"/x"}],"interactive":true,"debug":true,"seccomp":"AAAA",` +
-	`"rootfs":{"lower":["/x"],"upper":"/x","work":"/x","readOnly":true}}`
-
-// prewarmDecoder decodes a sample spec, which takes the one-time cost of
-// decoding off the path of an init spawned ahead of its spec.
+// prewarmDecoder decodes a sample spec with every part present, which
+// maps in the decoder's code ahead for an init spawned ahead of its spec.
 func prewarmDecoder() {
-	decodeChildSpec(strings.NewReader(prewarmSample))
+	c := &childSpec{Symlinks: []spec.Symlink{{Target: "x", Path: "/x"}}, Seccomp: []byte{0}, Rootfs: &spec.Rootfs{Lower: []string{"/x"}}}
+	c.OCI.Process = &specs.Process{Args: []string{"x"}, ConsoleSize: &specs.Box{}, Capabilities: &specs.LinuxCapabilities{}}
+	c.OCI.Mounts = []specs.Mount{{Destination: "/x", Options: []string{"x"}, UIDMappings: []specs.LinuxIDMapping{{Size: 1}}}}
+	decodeChildSpec(bytes.NewReader(encodeChildSpec(c)))
 }

@@ -2,7 +2,7 @@ package userns
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
@@ -35,11 +35,16 @@ func TestChildSpecRoundTrip(t *testing.T) {
 		Debug:       true,
 		Seccomp:     []byte{1, 2, 3, 4, 5, 6, 7, 8},
 	}
-	var b bytes.Buffer
-	if err := json.NewEncoder(&b).Encode(newChildSpec(s)); err != nil {
+	s.OCI.Process.User = specs.User{UID: 1000, GID: 100, AdditionalGids: []uint32{4, 27}}
+	s.OCI.Process.NoNewPrivileges = true
+	s.OCI.Mounts = append(s.OCI.Mounts, specs.Mount{Destination: "/m", Type: "tmpfs", Source: "tmpfs",
+		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}, GIDMappings: []specs.LinuxIDMapping{}})
+	s.Rootfs = &spec.Rootfs{Lower: []string{"/l2", "/l1"}, Upper: "/u", Work: "/w", ReadOnly: true, Overlay: spec.OverlayAuto}
+	b, err := EncodeSpec(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeChildSpec(&b)
+	got, err := decodeChildSpec(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,28 +56,61 @@ func TestChildSpecRoundTrip(t *testing.T) {
 	}
 }
 
+// The child refuses what is not a whole spec from its parent, with an
+// error that says so, and allocates no more than the frame holds.
 func TestDecodeChildSpecRejects(t *testing.T) {
-	tests := []struct{ name, in, want string }{
-		{"not json", `{"oci":`, "unexpected EOF"},
-		{"wrong type", `{"interactive":5}`, "cannot unmarshal number"},
-		{"no process", `{"oci":{"hostname":"x"}}`, "no process"},
-		{"empty command", `{"oci":{"process":{"args":[],"cwd":"/"}}}`, "no process"},
+	good, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}})
+	frame := func(payload []byte) []byte {
+		b := append([]byte(specMagic), 0, 0, 0, 0)
+		binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
+		return append(b, payload...)
+	}
+	noProcess, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Hostname: "x"}})
+	emptyCommand, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{}, Cwd: "/"}}})
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "EOF"},
+		{"not a spec", []byte(`{"oci":{"process":{}}}`), "not a spec"},
+		{"cut short", good[:len(good)-3], "unexpected EOF"},
+		{"payload cut short", frame(good[8 : len(good)-3]), "ends early"},
+		{"trailing bytes", frame(append(append([]byte{}, good[8:]...), 0)), "1 bytes after the spec"},
+		{"huge count", frame([]byte{1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}), "ends early"},
+		{"huge frame", append([]byte(specMagic), 0xff, 0xff, 0xff, 0x7f), "more than"},
+		{"bad flag", frame([]byte{7}), "flag 7"},
+		{"no process", noProcess, "no process"},
+		{"empty command", emptyCommand, "no process"},
 	}
 	for _, tc := range tests {
-		_, err := decodeChildSpec(strings.NewReader(tc.in))
+		_, err := decodeChildSpec(bytes.NewReader(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "decode spec: ") {
-			t.Errorf("%s: decodeChildSpec(%s) = %v, want an error mentioning %q", tc.name, tc.in, err, tc.want)
+			t.Errorf("%s: decodeChildSpec = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
+	}
+	if _, err := decodeChildSpec(bytes.NewReader(good)); err != nil {
+		t.Errorf("the good spec: %v", err)
 	}
 }
 
-func TestPrewarmSampleDecodes(t *testing.T) {
-	s, err := decodeChildSpec(strings.NewReader(prewarmSample))
-	if err != nil {
-		t.Fatalf("the prewarm sample must decode like a real spec: %v", err)
+// Two specs back to back on the pipe, the speculative one first, are read
+// one at a time.
+func TestSpecsInSequence(t *testing.T) {
+	s := &spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}, Mounts: []specs.Mount{{Destination: "/w", Type: spec.MountBind, Source: "/w"}}}}
+	run, _ := EncodeSpec(s)
+	ahead, ok, err := Speculation(run)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
 	}
-	if len(s.Symlinks) != 1 || s.Symlinks[0].Path != "/x" || len(s.OCI.Mounts) != 1 || s.OCI.Process.Capabilities == nil {
-		t.Errorf("the prewarm sample left types untouched: %+v", s)
+	r := bytes.NewReader(append(append([]byte{}, ahead...), run...))
+	first, err := decodeNextSpec(r)
+	if err != nil || !first.Speculative {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	second, err := decodeNextSpec(r)
+	if err != nil || second.Speculative || second.OCI.Process.Args[0] != "true" || !sameRoot(first, second) {
+		t.Fatalf("second: %+v, %v", second, err)
 	}
 }
 
@@ -103,7 +141,7 @@ func TestSpeculation(t *testing.T) {
 			t.Errorf("the speculative spec carries %q: %s", secret, b)
 		}
 	}
-	got, err := decodeNextSpec(json.NewDecoder(bytes.NewReader(b)))
+	got, err := decodeNextSpec(bytes.NewReader(b))
 	if err != nil || !got.Speculative {
 		t.Fatalf("decode the speculative spec: %+v, %v", got, err)
 	}

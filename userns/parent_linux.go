@@ -40,8 +40,8 @@ type Options struct {
 	// Start is the origin of the stage times logged under --debug
 	// (default: when Run was called).
 	Start time.Time
-	// SpecJSON, when set, is EncodeSpec of the spec, done ahead.
-	SpecJSON []byte
+	// EncodedSpec, when set, is EncodeSpec of the spec, done ahead.
+	EncodedSpec []byte
 	// ServeRoot starts the daemon of a FUSE root (spec.OverlayFuse, or
 	// OverlayAuto when the kernel refused): dev is the /dev/fuse
 	// connection the init mounted, userns the sandbox's user namespace.
@@ -224,7 +224,7 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 		// maps are written. The child reads until EOF; a child that dies
 		// early makes the write fail, which its wait status then explains.
 		sp.specSent = true
-		go sp.writeSpec(s, o.SpecJSON)
+		go sp.writeSpec(s, o.EncodedSpec)
 	}
 	if c.Mapper != nil {
 		if err := c.Mapper.MapIDs(ctx, sp.pid); err != nil {
@@ -338,7 +338,7 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 	defer sp.release()
 	if !sp.specSent {
 		sp.specSent = true
-		go sp.writeSpec(s, o.SpecJSON)
+		go sp.writeSpec(s, o.EncodedSpec)
 	}
 	kill := sp.Kill
 	cont := message{Kind: msgContinue}

@@ -3,9 +3,9 @@ package userns
 // The re-exec protocol. The parent starts "/proc/self/exe __init
 // --sync-fd=3 --spec-fd=4" with every namespace requested at clone time.
 // fd 3 is one end of a SOCK_SEQPACKET socket pair, one JSON message per
-// packet; fd 4 is the read end of a pipe that carries the frozen spec as
-// JSON, written by the parent after the spawn so that encoding it overlaps
-// the child's start.
+// packet; fd 4 is the read end of a pipe that carries the frozen spec in
+// the binary frame of speccodec.go, written by the parent after the spawn
+// so that encoding it overlaps the child's start.
 //
 //	PARENT (caller's namespaces)              CHILD (becomes PID 1 inside)
 //	clone(NEWUSER|NEWNS|NEWPID|...) + exec ──▶ (Go runtime starts)

@@ -192,10 +192,10 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 	}()
 	var res userns.Result
 	t := takePrespawned(e, s, mapper, keep)
-	o.SpecJSON = <-encoded
+	o.EncodedSpec = <-encoded
 	if t != nil {
 		res, err = t.Sandbox.Run(context.Background(), s, o)
-		t.Done(o.SpecJSON)
+		t.Done(o.EncodedSpec)
 	} else {
 		res, err = userns.Run(context.Background(), s, o)
 	}
