@@ -50,8 +50,8 @@ func newChildSpec(s *spec.Spec) *childSpec {
 
 // EncodeSpec is what the child reads of s, as sent down the spec pipe
 // (speccodec.go).
-func EncodeSpec(s *spec.Spec) ([]byte, error) {
-	return encodeChildSpec(newChildSpec(s)), nil
+func EncodeSpec(s *spec.Spec) []byte {
+	return encodeChildSpec(newChildSpec(s))
 }
 
 func decodeChildSpec(r io.Reader) (*childSpec, error) {

@@ -40,11 +40,7 @@ func TestChildSpecRoundTrip(t *testing.T) {
 	s.OCI.Mounts = append(s.OCI.Mounts, specs.Mount{Destination: "/m", Type: "tmpfs", Source: "tmpfs",
 		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}, GIDMappings: []specs.LinuxIDMapping{}})
 	s.Rootfs = &spec.Rootfs{Lower: []string{"/l2", "/l1"}, Upper: "/u", Work: "/w", ReadOnly: true, Overlay: spec.OverlayAuto}
-	b, err := EncodeSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := decodeChildSpec(bytes.NewReader(b))
+	got, err := decodeChildSpec(bytes.NewReader(EncodeSpec(s)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +55,14 @@ func TestChildSpecRoundTrip(t *testing.T) {
 // The child refuses what is not a whole spec from its parent, with an
 // error that says so, and allocates no more than the frame holds.
 func TestDecodeChildSpecRejects(t *testing.T) {
-	good, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}})
+	good := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}})
 	frame := func(payload []byte) []byte {
 		b := append([]byte(specMagic), 0, 0, 0, 0)
 		binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
 		return append(b, payload...)
 	}
-	noProcess, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Hostname: "x"}})
-	emptyCommand, _ := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{}, Cwd: "/"}}})
+	noProcess := EncodeSpec(&spec.Spec{OCI: specs.Spec{Hostname: "x"}})
+	emptyCommand := EncodeSpec(&spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{}, Cwd: "/"}}})
 	tests := []struct {
 		name string
 		in   []byte
@@ -98,7 +94,7 @@ func TestDecodeChildSpecRejects(t *testing.T) {
 // one at a time.
 func TestSpecsInSequence(t *testing.T) {
 	s := &spec.Spec{OCI: specs.Spec{Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}, Mounts: []specs.Mount{{Destination: "/w", Type: spec.MountBind, Source: "/w"}}}}
-	run, _ := EncodeSpec(s)
+	run := EncodeSpec(s)
 	ahead, ok, err := Speculation(run)
 	if !ok || err != nil {
 		t.Fatal(ok, err)
@@ -128,10 +124,7 @@ func TestSpeculation(t *testing.T) {
 		Symlinks: []spec.Symlink{{Target: "usr/bin", Path: "/bin"}},
 		Seccomp:  []byte{1, 2, 3},
 	}
-	encoded, err := EncodeSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	encoded := EncodeSpec(s)
 	b, ok, err := Speculation(encoded)
 	if err != nil || !ok {
 		t.Fatalf("Speculation = %v, %v", ok, err)
@@ -158,7 +151,7 @@ func TestSpeculation(t *testing.T) {
 	}
 	// A root of layers is not built ahead.
 	s.Rootfs = &spec.Rootfs{Lower: []string{"/l"}}
-	encoded, _ = EncodeSpec(s)
+	encoded = EncodeSpec(s)
 	if _, ok, err := Speculation(encoded); ok || err != nil {
 		t.Errorf("Speculation of a layered root = %v, %v; want not ok", ok, err)
 	}

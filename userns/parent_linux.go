@@ -260,7 +260,7 @@ func orFile(f, fallback *os.File) *os.File {
 
 func (sp *Spawned) writeSpec(s *spec.Spec, encoded []byte) {
 	if encoded == nil {
-		encoded, _ = EncodeSpec(s)
+		encoded = EncodeSpec(s)
 	}
 	sp.specW.Write(encoded)
 	sp.specW.Close()

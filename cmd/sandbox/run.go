@@ -183,16 +183,9 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 		}
 	}
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
-	// Encoding the spec is cold work for this process; it overlaps finding
-	// a pre-spawned sandbox.
-	encoded := make(chan []byte, 1)
-	go func() {
-		b, _ := userns.EncodeSpec(s)
-		encoded <- b
-	}()
+	o.EncodedSpec = userns.EncodeSpec(s)
 	var res userns.Result
 	t := takePrespawned(e, s, mapper, keep)
-	o.EncodedSpec = <-encoded
 	if t != nil {
 		res, err = t.Sandbox.Run(context.Background(), s, o)
 		t.Done(o.EncodedSpec)
