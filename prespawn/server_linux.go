@@ -231,7 +231,9 @@ const maxSpec = 256 << 10
 // speculative spec, or nil: the run ended without one, it was too large,
 // or it is not one a root is built ahead from.
 func recvSpec(fd int, buf []byte) []byte {
-	n, _, flags, _, err := unix.Recvmsg(fd, buf, nil, unix.MSG_DONTWAIT)
+	// Called once poll said readable: this does not block.
+	n, flags, fds, err := userns.RecvWithFDs(fd, buf, 0)
+	closeAll(fds)
 	if err != nil || n == 0 || flags&unix.MSG_TRUNC != 0 {
 		return nil
 	}
