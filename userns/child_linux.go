@@ -72,7 +72,7 @@ func InitMain(args []string) int {
 	ch := &child{conn: c, spec: s, pre: pre}
 	ch.mark(StageStart, start)
 	ch.mark("decoded", decoded)
-	m, fds, err := c.recv()
+	m, fds, err := c.recv(make([]byte, maxMessage))
 	ch.mark("continued", time.Now())
 	if err != nil || m.Kind != msgContinue {
 		// The parent went away or failed to map ids; it reports that.
@@ -113,8 +113,9 @@ func adopted(c conn, stdio []int) error {
 	// socket closing means it died, and so does the sandbox: PID 1
 	// exiting makes the kernel kill every process in the namespace.
 	go func() {
+		buf := make([]byte, maxMessage)
 		for {
-			if _, fds, err := c.recv(); err != nil {
+			if _, fds, err := c.recv(buf); err != nil {
 				os.Exit(137)
 			} else {
 				closeAll(fds)

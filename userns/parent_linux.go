@@ -161,7 +161,11 @@ func Spawn(ctx context.Context, c SpawnConfig, s *spec.Spec, o Options) (*Spawne
 	if err != nil {
 		return nil, fmt.Errorf("sync socket: %w", err)
 	}
-	parentEnd := conn{os.NewFile(uintptr(fds[0]), "sync-parent")}
+	parentEnd, err := pollableConn(fds[0], "sync-parent")
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("sync socket: %w", err)
+	}
 	childEnd := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer childEnd.Close()
 
@@ -323,12 +327,22 @@ func (sp *Spawned) HandOff() ([]*os.File, error) {
 func Adopt(sync, specW, pidfd *os.File) (*Spawned, error) {
 	fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 3)
 	pidfd.Close()
+	var c conn
+	if err == nil {
+		var sfd int
+		if sfd, err = unix.FcntlInt(sync.Fd(), unix.F_DUPFD_CLOEXEC, 3); err == nil {
+			c, err = pollableConn(sfd, "sync")
+		}
+	}
+	sync.Close()
 	if err != nil {
-		sync.Close()
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		specW.Close()
 		return nil, fmt.Errorf("adopt: %w", err)
 	}
-	return &Spawned{sync: conn{sync}, specW: specW, pidfd: fd, adopted: true}, nil
+	return &Spawned{sync: c, specW: specW, pidfd: fd, adopted: true}, nil
 }
 
 // Run sends the spec (unless Spawn did) and the continue message, then
@@ -559,16 +573,45 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 	}
 }
 
-// waitPidfd closes gone when the process behind pidfd has exited.
+// waitPidfd closes gone when the process behind pidfd has exited. It
+// waits in the runtime's poller, holding no thread.
 func waitPidfd(pidfd int, gone chan<- struct{}) {
 	defer close(gone)
-	pfd := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		pollBlocking(pidfd)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "init-pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		pollBlocking(pidfd)
+		return
+	}
+	if rc.Read(func(fd uintptr) bool { return readable(int(fd), 0) }) != nil {
+		pollBlocking(pidfd)
+	}
+}
+
+// readable polls fd for input for at most ms milliseconds (-1: no bound).
+func readable(fd, ms int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
-		if _, err := unix.Poll(pfd, -1); err != unix.EINTR {
-			return
+		n, err := unix.Poll(pfd, ms)
+		if err != unix.EINTR {
+			return n > 0
 		}
 	}
 }
+
+func pollBlocking(fd int) { readable(fd, -1) }
 
 // orClosed returns c, or a closed channel when c is nil.
 func orClosed(c chan received) chan received {
@@ -627,8 +670,9 @@ type received struct {
 
 func readMessages(c conn, out chan<- received) {
 	defer close(out)
+	buf := make([]byte, maxMessage)
 	for {
-		m, fds, err := c.recv()
+		m, fds, err := c.recv(buf)
 		out <- received{m: m, fds: fds, err: err}
 		if err != nil {
 			return

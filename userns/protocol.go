@@ -110,10 +110,36 @@ type StageTime struct {
 // maxMessage bounds a packet; messages are small.
 const maxMessage = 64 << 10
 
-// conn is one end of the sync socket.
+// conn is one end of the sync socket. The parent's end is non-blocking
+// and waits in the runtime's poller (pollableConn): a goroutine waiting
+// for the init's next message holds no thread of its own. The init's end
+// blocks.
 type conn struct{ f *os.File }
 
-func (c conn) send(m message, fds ...int) error { return SendJSON(int(c.f.Fd()), m, fds...) }
+// pollableConn makes the socket fd a non-blocking conn; it closes fd on
+// failure.
+func pollableConn(fd int, name string) (conn, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return conn{}, err
+	}
+	return conn{os.NewFile(uintptr(fd), name)}, nil
+}
+
+func (c conn) send(m message, fds ...int) error {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = SendJSON(int(fd), m, fds...)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
+}
 
 // SendJSON writes v as one JSON packet on the socket fd, with fds
 // attached (SCM_RIGHTS). RecvWithFDs reads it.
@@ -131,9 +157,22 @@ func SendJSON(fd int, v any, fds ...int) error {
 
 // recv reads one message. io.EOF-like closure is reported as errPeerGone.
 // Any fds attached are returned (the caller owns them).
-func (c conn) recv() (message, []int, error) {
-	buf := make([]byte, maxMessage)
-	n, flags, fds, err := RecvWithFDs(int(c.f.Fd()), buf, 4)
+// buf holds the packet (maxMessage bytes suffice).
+func (c conn) recv(buf []byte) (message, []int, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return message{}, nil, fmt.Errorf("sync socket: %w", err)
+	}
+	var (
+		n, flags int
+		fds      []int
+	)
+	if err := rc.Read(func(fd uintptr) bool {
+		n, flags, fds, err = RecvWithFDs(int(fd), buf, 4)
+		return err != unix.EAGAIN
+	}); err != nil {
+		return message{}, nil, fmt.Errorf("sync socket: %w", err)
+	}
 	if err != nil {
 		return message{}, nil, fmt.Errorf("sync socket: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,9 +21,42 @@ func socketPair(t *testing.T) (parent, child conn) {
 	if err != nil {
 		t.Fatalf("socketpair: %v", err)
 	}
-	p, c := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
-	t.Cleanup(func() { p.Close(); c.Close() })
-	return conn{p}, conn{c}
+	p, err := pollableConn(fds[0], "sync-parent")
+	if err != nil {
+		t.Fatalf("pollable: %v", err)
+	}
+	c := os.NewFile(uintptr(fds[1]), "sync-child")
+	t.Cleanup(func() { p.f.Close(); c.Close() })
+	return p, conn{c}
+}
+
+// The parent's end waits in the poller for a message that comes later,
+// and a recv waiting there ends when the conn is closed (Kill, release).
+func TestPollableConnWaits(t *testing.T) {
+	parent, child := socketPair(t)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		child.send(message{Kind: msgExit, Status: 7})
+	}()
+	m, _, err := parent.recv(make([]byte, maxMessage))
+	if err != nil || m.Kind != msgExit || m.Status != 7 {
+		t.Fatalf("recv = %+v, %v; want the exit message sent after 50 ms", m, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := parent.recv(make([]byte, maxMessage))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	parent.f.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("recv on a closed conn returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("recv still waits after its conn was closed")
+	}
 }
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -42,7 +76,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		}
 	}
 	for _, want := range msgs {
-		got, fds, err := parent.recv()
+		got, fds, err := parent.recv(make([]byte, maxMessage))
 		if err != nil {
 			t.Fatalf("recv: %v", err)
 		}
@@ -67,7 +101,7 @@ func TestMessagePassesFD(t *testing.T) {
 	if err := child.send(message{Kind: msgPty}, int(w.Fd())); err != nil {
 		t.Fatalf("send with fd: %v", err)
 	}
-	m, fds, err := parent.recv()
+	m, fds, err := parent.recv(make([]byte, maxMessage))
 	if err != nil {
 		t.Fatalf("recv: %v", err)
 	}
@@ -107,10 +141,10 @@ func TestMessagePeerGone(t *testing.T) {
 	}
 	child.f.Close()
 	// A packet sent before the close is still delivered; only then EOF.
-	if m, _, err := parent.recv(); err != nil || m.Kind != msgHello {
+	if m, _, err := parent.recv(make([]byte, maxMessage)); err != nil || m.Kind != msgHello {
 		t.Fatalf("recv = %+v, %v; want the hello sent before closing", m, err)
 	}
-	if _, _, err := parent.recv(); !errors.Is(err, errPeerGone) {
+	if _, _, err := parent.recv(make([]byte, maxMessage)); !errors.Is(err, errPeerGone) {
 		t.Errorf("recv after close = %v, want errPeerGone", err)
 	}
 }
@@ -121,14 +155,14 @@ func TestMessageTooLarge(t *testing.T) {
 	if err := child.send(big); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	if _, _, err := parent.recv(); err == nil || !strings.Contains(err.Error(), "truncated") {
+	if _, _, err := parent.recv(make([]byte, maxMessage)); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("recv of a %d-byte packet = %v, want a truncation error", maxMessage, err)
 	}
 	// The socket stays usable for the next packet.
 	if err := child.send(message{Kind: msgHello}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _, err := parent.recv(); err != nil || m.Kind != msgHello {
+	if m, _, err := parent.recv(make([]byte, maxMessage)); err != nil || m.Kind != msgHello {
 		t.Errorf("recv after truncation = %+v, %v; want hello", m, err)
 	}
 }
@@ -138,7 +172,7 @@ func TestMessageNotJSON(t *testing.T) {
 	if err := unix.Sendmsg(int(child.f.Fd()), []byte("{kind"), nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := parent.recv(); err == nil || !strings.HasPrefix(err.Error(), "sync socket: ") {
+	if _, _, err := parent.recv(make([]byte, maxMessage)); err == nil || !strings.HasPrefix(err.Error(), "sync socket: ") {
 		t.Errorf("recv of garbage = %v, want a sync socket error", err)
 	}
 }
@@ -185,7 +219,7 @@ func TestChildFailure(t *testing.T) {
 			if code := ch.fail(tc.stage, tc.err); code != 125 {
 				t.Errorf("fail returned %d, want 125", code)
 			}
-			got, _, err := parent.recv()
+			got, _, err := parent.recv(make([]byte, maxMessage))
 			if err != nil {
 				t.Fatal(err)
 			}
