@@ -47,6 +47,13 @@ type Options struct {
 	// connection the init mounted, userns the sandbox's user namespace.
 	// Both may be closed when it returns. Nil refuses FUSE roots.
 	ServeRoot func(dev, userns *os.File) (RootDaemon, error)
+	// ReturnAtExit lets Run return when the init reports the command's
+	// end (by then it has killed and reaped everything else inside),
+	// without waiting for the init to end and the kernel to tear down
+	// the sandbox's namespaces. Only for a caller that does nothing
+	// after the run that needs the sandbox's mounts gone; Run waits
+	// anyway for a FUSE root's daemon and a terminal's relay.
+	ReturnAtExit bool
 }
 
 // RootDaemon is the process serving a FUSE root from outside the sandbox.
@@ -538,6 +545,9 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 			case msgExit:
 				m := r.m
 				exitMsg = &m
+				if o.ReturnAtExit && daemon == nil && tty == nil && ready {
+					return ended(nil)
+				}
 			}
 		case sig := <-sigch:
 			if sig == unix.SIGWINCH {

@@ -182,6 +182,9 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 			return d, nil
 		}
 	}
+	// A host-tool run leaves nothing on the host to remove once the
+	// sandbox is gone: the CLI may return as soon as its command ended.
+	o.ReturnAtExit = s.Rootfs == nil && img == nil
 	e.log.Debug("stage", "stage", "planned", "ms", sinceMs(started))
 	o.EncodedSpec = userns.EncodeSpec(s)
 	var res userns.Result

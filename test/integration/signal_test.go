@@ -93,6 +93,43 @@ for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; done; exit 0`
 	}
 }
 
+// Guards the end of a run: when sandbox run returns, nothing the command
+// left behind runs any more, even a process that ignores the signals a
+// shell's end sends. Here one keeps appending to a file in the work
+// directory; its size must not change once the CLI has returned. Both
+// ways a run starts.
+func TestNothingRunsAfterTheRun(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	for _, prespawn := range []string{"--prespawn=off", "--prespawn=1m"} {
+		t.Run(prespawn, func(t *testing.T) {
+			wd := t.TempDir()
+			if prespawn != "--prespawn=off" {
+				// The first run starts a pre-spawner; the one under
+				// test takes from it.
+				e2e.WantExit(t, e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--", "true"), 0)
+				waitPrespawned(t, wd)
+			}
+			script := `(trap "" TERM HUP INT; while :; do echo x >> out; done) &
+while [ ! -s out ]; do :; done; exit 0`
+			r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", prespawn, "--", "sh", "-c", script)
+			e2e.WantExit(t, r, 0)
+			out := filepath.Join(wd, "out")
+			st, err := os.Stat(out)
+			if err != nil {
+				t.Fatalf("the command's writer never wrote: %v\n%s", err, r)
+			}
+			time.Sleep(300 * time.Millisecond)
+			st2, err := os.Stat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st2.Size() != st.Size() {
+				t.Errorf("%s grew from %d to %d bytes after sandbox run returned: a process of the sandbox still ran", out, st.Size(), st2.Size())
+			}
+		})
+	}
+}
+
 // Guards teardown when the CLI itself is killed with SIGKILL: every
 // process of the sandbox dies, and no temp dir, runtime dir entry or mount
 // is left on the host. Both ways a run starts: cloned by the CLI itself,
