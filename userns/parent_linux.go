@@ -54,6 +54,14 @@ type Options struct {
 	// after the run that needs the sandbox's mounts gone; Run waits
 	// anyway for a FUSE root's daemon and a terminal's relay.
 	ReturnAtExit bool
+	// Signals, when set, receives the signals to forward (Forwarded),
+	// registered with signal.Notify by the caller, who may still be
+	// registering them when Run starts and need not stop them: a process
+	// that ends after the run saves the registration's cost (a round trip
+	// to the runtime's signal thread per signal, each way). Nil: Run
+	// registers its own once the init continues, and stops them when it
+	// returns.
+	Signals chan os.Signal
 }
 
 // RootDaemon is the process serving a FUSE root from outside the sandbox.
@@ -101,8 +109,8 @@ func (e *ProtocolError) Error() string { return "sandbox init: " + e.Detail }
 const cloneFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 	unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
 
-// forwarded are the signals the CLI passes on to the command.
-var forwarded = []os.Signal{
+// Forwarded are the signals the CLI passes on to the command.
+var Forwarded = []os.Signal{
 	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
 	unix.SIGUSR2, unix.SIGALRM, unix.SIGCONT, unix.SIGWINCH,
 }
@@ -379,13 +387,16 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 		kill()
 		return Result{}, &ProtocolError{Detail: "send continue: " + err.Error()}
 	}
-	// After continue, so it is off the child's critical path. A signal
-	// that arrives before is handled by the default action, which ends
-	// the CLI and, through the parent-death signal or the closed socket,
-	// the sandbox.
-	sigch := make(chan os.Signal, 16)
-	signal.Notify(sigch, forwarded...)
-	defer signal.Stop(sigch)
+	// Unless the caller registered them, after continue, so it is off the
+	// child's critical path. A signal that arrives before is handled by
+	// the default action, which ends the CLI and, through the
+	// parent-death signal or the closed socket, the sandbox.
+	sigch := o.Signals
+	if sigch == nil {
+		sigch = make(chan os.Signal, 16)
+		signal.Notify(sigch, Forwarded...)
+		defer signal.Stop(sigch)
+	}
 
 	msgs := make(chan received, 4)
 	go readMessages(sp.sync, msgs)

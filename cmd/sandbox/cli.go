@@ -19,6 +19,9 @@ type env struct {
 	stderr io.Writer
 	debug  bool
 	log    *slog.Logger
+	// forward receives the signals a run passes on to its command, once
+	// a run registered them (forwardSignals).
+	forward chan os.Signal
 }
 
 // command is one subcommand. run returns the process exit code, or an error

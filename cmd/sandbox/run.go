@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"os/user"
 	"strconv"
 	"strings"
@@ -159,6 +160,7 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 		return 0, err
 	}
 	defer img.cleanup(e)
+	e.forwardSignals()
 
 	stdin := e.stdin
 	if !f.interactive {
@@ -170,7 +172,7 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 		defer null.Close()
 		stdin = null
 	}
-	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started}
+	o := userns.Options{Mapper: mapper, Stdin: stdin, Stdout: fileOf(e.stdout, os.Stdout), Stderr: fileOf(e.stderr, os.Stderr), Log: e.log, Start: started, Signals: e.forward}
 	if r := s.Rootfs; r != nil && r.Overlay != spec.OverlayKernel && img != nil {
 		o.ServeRoot = func(dev, ns *os.File) (userns.RootDaemon, error) {
 			d, err := fuseoverlay.Start(r, dev, ns)
@@ -200,6 +202,20 @@ func runOnce(e *env, f *runFlags, argv []string, keep time.Duration) (int, error
 	}
 	img.markStarted()
 	return res.ExitCode, nil
+}
+
+// forwardSignals registers, once, the signals a run forwards to its
+// command: from when the run is planned (an image pulled, say, a Ctrl-C
+// still ends the CLI) to when the process exits, never stopped. The
+// runtime takes two thread round trips per signal to register one; on a
+// goroutine, beside taking the sandbox, that is off the run's path. A
+// signal that comes before the sandbox's command exists is passed on as
+// soon as it does.
+func (e *env) forwardSignals() {
+	if e.forward == nil {
+		e.forward = make(chan os.Signal, 16)
+		go signal.Notify(e.forward, userns.Forwarded...)
+	}
 }
 
 func sinceMs(t time.Time) string {
@@ -296,6 +312,9 @@ func planRun(e *env, f *runFlags, argv []string) (*spec.Spec, userns.IDMapper, *
 		if f.readOnly || f.user != "" {
 			return nil, nil, nil, &usageError{msg: "--read-only and --user need a root of the sandbox's own", fix: "sandbox run --rootfs DIR ... or sandbox run IMAGE ..."}
 		}
+		// Nothing slow or interactive is left before the run: the
+		// registration overlaps the rest of the plan.
+		e.forwardSignals()
 		if mapper, err = planIDs(e, f, &in, name); err != nil {
 			return nil, nil, nil, err
 		}
