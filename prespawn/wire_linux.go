@@ -1,9 +1,9 @@
 package prespawn
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -11,14 +11,18 @@ import (
 )
 
 // handoff is the one message a pre-spawner sends a run: the init's sync
-// socket, spec pipe and pidfd are attached when Kind is "sandbox".
+// socket, spec pipe and pidfd are attached when Kind is "sandbox". It
+// travels as Kind and Mounts, each ended by a newline, then Detail (an
+// error's text, which may hold newlines).
 type handoff struct {
-	Kind   string `json:"kind"` // "sandbox", "busy" or "refused"
-	Mounts string `json:"mounts,omitempty"`
-	Detail string `json:"detail,omitempty"`
+	Kind   string // "sandbox", "busy" or "refused"
+	Mounts string
+	Detail string
 }
 
-func sendHandoff(fd int, m handoff, fds ...int) error { return userns.SendJSON(fd, m, fds...) }
+func sendHandoff(fd int, m handoff, fds ...int) error {
+	return userns.SendPacket(fd, []byte(m.Kind+"\n"+m.Mounts+"\n"+m.Detail), fds...)
+}
 
 func recvHandoff(fd int) (handoff, []int, error) {
 	buf := make([]byte, 4096)
@@ -30,12 +34,13 @@ func recvHandoff(fd int) (handoff, []int, error) {
 		closeAll(fds)
 		return handoff{}, nil, errors.New("pre-spawner closed the connection")
 	}
-	var m handoff
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	kind, rest, ok := strings.Cut(string(buf[:n]), "\n")
+	mounts, detail, ok2 := strings.Cut(rest, "\n")
+	if !ok || !ok2 {
 		closeAll(fds)
-		return handoff{}, nil, fmt.Errorf("pre-spawner: %w", err)
+		return handoff{}, nil, fmt.Errorf("pre-spawner: malformed message %q", buf[:n])
 	}
-	return m, fds, nil
+	return handoff{Kind: kind, Mounts: mounts, Detail: detail}, fds, nil
 }
 
 func closeAll(fds []int) {

@@ -242,3 +242,41 @@ func TestChildFailure(t *testing.T) {
 		})
 	}
 }
+
+// Guards the message codec against what a broken or hostile init could
+// send: every cut of a valid packet, trailing bytes, numbers beyond an
+// int and flags other than 0 and 1 are errors, never a message.
+func TestDecodeMessageRejects(t *testing.T) {
+	full := encodeMessage(message{Kind: msgReady, Pid: 7, Times: []StageTime{{Stage: StageExec, Nanos: 5}}, Detail: "x"})
+	if m, err := decodeMessage(full); err != nil || m.Pid != 7 || len(m.Times) != 1 || m.Times[0].Nanos != 5 {
+		t.Fatalf("decode of a valid packet = %+v, %v", m, err)
+	}
+	for n := range len(full) {
+		if m, err := decodeMessage(full[:n]); err == nil {
+			t.Errorf("a packet cut to %d of %d bytes decoded as %+v", n, len(full), m)
+		}
+	}
+	if _, err := decodeMessage(append(full[:len(full):len(full)], 0)); err == nil {
+		t.Error("trailing byte accepted")
+	}
+	big := &specWriter{}
+	big.str(msgExit)
+	for range 3 {
+		big.str("")
+	}
+	big.uint(1 << 40) // errno
+	if _, err := decodeMessage(big.b); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("errno 1<<40: err = %v, want out of range", err)
+	}
+	flag := &specWriter{}
+	flag.str(msgExit)
+	for range 3 {
+		flag.str("")
+	}
+	flag.uint(0)
+	flag.str("")
+	flag.uint(2) // KernelOverlay
+	if _, err := decodeMessage(flag.b); err == nil {
+		t.Error("flag 2 accepted")
+	}
+}

@@ -166,6 +166,16 @@ func (r *specReader) uint32() uint32 {
 	return uint32(v)
 }
 
+// int31 reads a number that must fit an int32 (and so an int).
+func (r *specReader) int31() int {
+	v := r.uint()
+	if v > 1<<31-1 {
+		r.fail(fmt.Errorf("number %d out of range", v))
+		return 0
+	}
+	return int(v)
+}
+
 func (r *specReader) fail(err error) {
 	if r.err == nil {
 		r.err = err

@@ -222,7 +222,7 @@ func TestPrespawnerRefusesOtherPeers(t *testing.T) {
 			t.Fatalf("%s: %v", sock, err)
 		}
 		asked++
-		if oobn != 0 || !strings.Contains(string(buf[:n]), `"refused"`) {
+		if oobn != 0 || !strings.HasPrefix(string(buf[:n]), "refused\n") {
 			t.Errorf("%s answered a foreign peer with %q and %d bytes of fds", sock, buf[:n], oobn)
 		}
 	}
