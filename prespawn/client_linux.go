@@ -127,11 +127,13 @@ func Start(dir *os.File, args []string) error {
 	}
 	defer null.Close()
 	argv := append([]string{"sandbox"}, args...)
-	_, _, err = syscall.StartProcess("/proc/self/exe", argv, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), dir.Fd()},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+	userns.WithHelperTimerSlack(func() {
+		_, _, err = syscall.StartProcess("/proc/self/exe", argv, &syscall.ProcAttr{
+			Dir:   "/",
+			Env:   []string{},
+			Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), dir.Fd()},
+			Sys:   &syscall.SysProcAttr{Setsid: true},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("start pre-spawner: %w", err)

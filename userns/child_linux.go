@@ -331,6 +331,15 @@ func (ch *child) stdio() ([]uintptr, error) {
 // command's filter and no set-up capabilities.
 // Preconditions: on the locked main thread, set-up done.
 func startCommand(s *childSpec, argv0 string, stdio []uintptr) (int, error) {
+	// The command gets the caller's timer slack, not the init's coarse
+	// one (the fork copies this thread's); this thread only waits after.
+	slack := s.TimerSlack
+	if slack == 0 {
+		slack = defaultTimerSlack
+	}
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack), 0, 0, 0); err != nil {
+		return 0, step("prctl PR_SET_TIMERSLACK", "", err)
+	}
 	if err := lockDown(s.OCI.Process, s.Seccomp); err != nil {
 		return 0, err
 	}

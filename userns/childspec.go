@@ -33,11 +33,14 @@ type childSpec struct {
 	// that a pre-spawned init builds the root of while it waits for its
 	// own spec (see prebuilt).
 	Speculative bool `json:"speculative,omitempty"`
+	// TimerSlack is the caller's timer slack (ns), which the command gets
+	// back: the init starts with a coarse one (helperTimerSlack).
+	TimerSlack uint64 `json:"timerSlack,omitempty"`
 }
 
 // newChildSpec takes the child's part of a validated Spec.
 func newChildSpec(s *spec.Spec) *childSpec {
-	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug, Seccomp: s.Seccomp, Rootfs: s.Rootfs}
+	c := &childSpec{Symlinks: s.Symlinks, Interactive: s.Interactive, Debug: s.Debug, Seccomp: s.Seccomp, Rootfs: s.Rootfs, TimerSlack: ownTimerSlack()}
 	c.OCI.Process = s.OCI.Process
 	c.OCI.Hostname = s.OCI.Hostname
 	c.OCI.Mounts = s.OCI.Mounts

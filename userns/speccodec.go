@@ -131,6 +131,7 @@ func encodeChildSpec(c *childSpec) []byte {
 		w.str(r.Overlay)
 	}
 	w.bool(c.Speculative)
+	w.uint(c.TimerSlack)
 	binary.LittleEndian.PutUint32(w.b[4:8], uint32(len(w.b)-8))
 	return w.b
 }
@@ -299,6 +300,7 @@ func decodePayload(b []byte) (*childSpec, error) {
 		c.Rootfs = &spec.Rootfs{Lower: r.strs(), Upper: r.str(), Work: r.str(), ReadOnly: r.bool(), Overlay: r.str()}
 	}
 	c.Speculative = r.bool()
+	c.TimerSlack = r.uint()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the spec", len(r.b))
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -446,4 +447,41 @@ func TestPrespawnedRootBuiltAhead(t *testing.T) {
 	r = e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "-v", vol+":/vol", "-v", vol+"/f:/f", "--", "rm", "/vol/f")
 	e2e.WantExit(t, r, 0)
 	run("sixth", false)
+}
+
+// Guards the timer slack: the sandbox's own processes start with a coarse
+// one, and the command must still get its caller's, direct and
+// pre-spawned (a sleep would otherwise overshoot by milliseconds).
+func TestCommandGetsCallersTimerSlack(t *testing.T) {
+	e2e.RequireUnprivileged(t)
+	// The CLI is forked from this thread and inherits its slack.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = 123457
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, want, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0)
+	wd := t.TempDir()
+	for _, c := range []struct{ name, prespawn string }{
+		{"direct", "--prespawn=off"},
+		{"first, starts a pre-spawner", "--prespawn=1m"},
+		{"pre-spawned", "--prespawn=1m"},
+	} {
+		if c.name == "pre-spawned" {
+			waitPrespawned(t, wd)
+		}
+		r := e2e.RunSandbox(t, e2e.RunOpts{Dir: wd}, "run", "--debug", c.prespawn, "--", "cat", "/proc/self/timerslack_ns")
+		e2e.WantExit(t, r, 0)
+		if got := strings.TrimSpace(r.Stdout); got != strconv.Itoa(want) {
+			t.Errorf("%s: the command's timer slack is %s ns, want the caller's %d\n%s", c.name, got, want, r)
+		}
+		if c.name == "pre-spawned" && !strings.Contains(r.Stderr, "mode=taken") {
+			t.Errorf("pre-spawned: the run did not take a pre-spawned sandbox\n%s", r)
+		}
+	}
 }
