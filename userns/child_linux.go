@@ -43,7 +43,7 @@ func InitMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandbox: init: close_range: %v\n", err)
 		return 125
 	}
-	c := conn{os.NewFile(uintptr(syncFD), "sync")}
+	c := conn{f: os.NewFile(uintptr(syncFD), "sync")}
 	if err := c.send(message{Kind: msgHello}); err != nil {
 		return 125
 	}

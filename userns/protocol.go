@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,7 +114,12 @@ const maxMessage = 64 << 10
 // and waits in the runtime's poller (pollableConn): a goroutine waiting
 // for the init's next message holds no thread of its own. The init's end
 // blocks.
-type conn struct{ f *os.File }
+type conn struct {
+	f *os.File
+	// nonblock: the socket never blocks (pollableConn), so a receive
+	// need not tell the runtime it enters a system call.
+	nonblock bool
+}
 
 // pollableConn makes the socket fd a non-blocking conn; it closes fd on
 // failure.
@@ -122,7 +128,7 @@ func pollableConn(fd int, name string) (conn, error) {
 		unix.Close(fd)
 		return conn{}, err
 	}
-	return conn{os.NewFile(uintptr(fd), name)}, nil
+	return conn{f: os.NewFile(uintptr(fd), name), nonblock: true}, nil
 }
 
 func (c conn) send(m message, fds ...int) error {
@@ -213,7 +219,11 @@ func (c conn) recv(buf []byte) (message, []int, error) {
 		fds      []int
 	)
 	if err := rc.Read(func(fd uintptr) bool {
-		n, flags, fds, err = RecvWithFDs(int(fd), buf, 4)
+		if c.nonblock {
+			n, flags, fds, err = recvRaw(int(fd), buf, 4)
+		} else {
+			n, flags, fds, err = RecvWithFDs(int(fd), buf, 4)
+		}
 		return err != unix.EAGAIN
 	}); err != nil {
 		return message{}, nil, fmt.Errorf("sync socket: %w", err)
@@ -251,17 +261,48 @@ func RecvWithFDs(fd int, buf []byte, maxFDs int) (n, flags int, fds []int, err e
 		if err != nil {
 			return 0, 0, nil, err
 		}
-		if oobn > 0 {
-			if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, cm := range cmsgs {
-					if got, err := unix.ParseUnixRights(&cm); err == nil {
-						fds = append(fds, got...)
-					}
-				}
+		return n, flags, rights(oob[:oobn]), nil
+	}
+}
+
+// recvRaw is RecvWithFDs on a non-blocking socket, without the runtime's
+// system-call bookkeeping: a goroutine that the poller woke and that then
+// enters a system call wakes the runtime's monitor thread from its deep
+// sleep into fifty 20 µs polls, which cost the run on a small VM.
+func recvRaw(fd int, buf []byte, maxFDs int) (n, flags int, fds []int, err error) {
+	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
+	var iov unix.Iovec
+	if len(buf) > 0 {
+		iov.Base = &buf[0]
+		iov.SetLen(len(buf))
+	}
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, 0, nil, e
+		}
+		n, flags = int(r), int(msg.Flags)
+		break
+	}
+	return n, flags, rights(oob[:msg.Controllen]), nil
+}
+
+// rights are the fds of the SCM_RIGHTS messages in oob.
+func rights(oob []byte) []int {
+	var fds []int
+	if cmsgs, err := unix.ParseSocketControlMessage(oob); err == nil {
+		for _, cm := range cmsgs {
+			if got, err := unix.ParseUnixRights(&cm); err == nil {
+				fds = append(fds, got...)
 			}
 		}
-		return n, flags, fds, nil
 	}
+	return fds
 }
 
 var errPeerGone = errors.New("peer closed the sync socket")

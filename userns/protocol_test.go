@@ -27,7 +27,7 @@ func socketPair(t *testing.T) (parent, child conn) {
 	}
 	c := os.NewFile(uintptr(fds[1]), "sync-child")
 	t.Cleanup(func() { p.f.Close(); c.Close() })
-	return p, conn{c}
+	return p, conn{f: c}
 }
 
 // The parent's end waits in the poller for a message that comes later,
