@@ -158,24 +158,20 @@ func (r *specReader) uint() uint64 {
 	return v
 }
 
-func (r *specReader) uint32() uint32 {
+// upTo reads a number of at most limit.
+func (r *specReader) upTo(limit uint64) uint64 {
 	v := r.uint()
-	if v > 1<<32-1 {
+	if v > limit {
 		r.fail(fmt.Errorf("number %d out of range", v))
 		return 0
 	}
-	return uint32(v)
+	return v
 }
 
+func (r *specReader) uint32() uint32 { return uint32(r.upTo(1<<32 - 1)) }
+
 // int31 reads a number that must fit an int32 (and so an int).
-func (r *specReader) int31() int {
-	v := r.uint()
-	if v > 1<<31-1 {
-		r.fail(fmt.Errorf("number %d out of range", v))
-		return 0
-	}
-	return int(v)
-}
+func (r *specReader) int31() int { return int(r.upTo(1<<31 - 1)) }
 
 func (r *specReader) fail(err error) {
 	if r.err == nil {
