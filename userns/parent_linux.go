@@ -342,12 +342,9 @@ func (sp *Spawned) HandOff() ([]*os.File, error) {
 func Adopt(sync, specW, pidfd *os.File) (*Spawned, error) {
 	fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 3)
 	pidfd.Close()
-	var c conn
+	var sf *os.File
 	if err == nil {
-		var sfd int
-		if sfd, err = unix.FcntlInt(sync.Fd(), unix.F_DUPFD_CLOEXEC, 3); err == nil {
-			c, err = pollableConn(sfd, "sync")
-		}
+		sf, err = pollableDup(sync.Fd(), "sync")
 	}
 	sync.Close()
 	if err != nil {
@@ -357,7 +354,7 @@ func Adopt(sync, specW, pidfd *os.File) (*Spawned, error) {
 		specW.Close()
 		return nil, fmt.Errorf("adopt: %w", err)
 	}
-	return &Spawned{sync: c, specW: specW, pidfd: fd, adopted: true}, nil
+	return &Spawned{sync: conn{f: sf, nonblock: true}, specW: specW, pidfd: fd, adopted: true}, nil
 }
 
 // Run sends the spec (unless Spawn did) and the continue message, then
@@ -595,30 +592,18 @@ func (sp *Spawned) Run(ctx context.Context, s *spec.Spec, o Options) (Result, er
 }
 
 // waitPidfd closes gone when the process behind pidfd has exited. It
-// waits in the runtime's poller, holding no thread.
+// waits in the runtime's poller, holding no thread; only if the pidfd
+// cannot go there, in a blocking poll.
 func waitPidfd(pidfd int, gone chan<- struct{}) {
 	defer close(gone)
-	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
+	if f, err := pollableDup(uintptr(pidfd), "init-pidfd"); err == nil {
+		defer f.Close()
+		rc, err := f.SyscallConn()
+		if err == nil && rc.Read(func(fd uintptr) bool { return readable(int(fd), 0) }) == nil {
+			return
 		}
-		pollBlocking(pidfd)
-		return
 	}
-	f := os.NewFile(uintptr(fd), "init-pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		pollBlocking(pidfd)
-		return
-	}
-	if rc.Read(func(fd uintptr) bool { return readable(int(fd), 0) }) != nil {
-		pollBlocking(pidfd)
-	}
+	readable(pidfd, -1)
 }
 
 // readable polls fd for input for at most ms milliseconds (-1: no bound).
@@ -631,8 +616,6 @@ func readable(fd, ms int) bool {
 		}
 	}
 }
-
-func pollBlocking(fd int) { readable(fd, -1) }
 
 // orClosed returns c, or a closed channel when c is nil.
 func orClosed(c chan received) chan received {

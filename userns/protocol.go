@@ -124,11 +124,30 @@ type conn struct {
 // pollableConn makes the socket fd a non-blocking conn; it closes fd on
 // failure.
 func pollableConn(fd int, name string) (conn, error) {
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+	f, err := pollable(fd, name)
+	if err != nil {
 		return conn{}, err
 	}
-	return conn{f: os.NewFile(uintptr(fd), name), nonblock: true}, nil
+	return conn{f: f, nonblock: true}, nil
+}
+
+// pollable makes fd non-blocking and a file the runtime's poller waits
+// on; it closes fd on failure.
+func pollable(fd int, name string) (*os.File, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// pollableDup is pollable on a close-on-exec duplicate of fd.
+func pollableDup(fd uintptr, name string) (*os.File, error) {
+	d, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, err
+	}
+	return pollable(d, name)
 }
 
 func (c conn) send(m message, fds ...int) error {
@@ -218,15 +237,15 @@ func (c conn) recv(buf []byte) (message, []int, error) {
 		n, flags int
 		fds      []int
 	)
-	if err := rc.Read(func(fd uintptr) bool {
+	if rerr := rc.Read(func(fd uintptr) bool {
 		if c.nonblock {
 			n, flags, fds, err = recvRaw(int(fd), buf, 4)
 		} else {
 			n, flags, fds, err = RecvWithFDs(int(fd), buf, 4)
 		}
 		return err != unix.EAGAIN
-	}); err != nil {
-		return message{}, nil, fmt.Errorf("sync socket: %w", err)
+	}); rerr != nil {
+		err = rerr
 	}
 	if err != nil {
 		return message{}, nil, fmt.Errorf("sync socket: %w", err)
