@@ -16,26 +16,26 @@ import (
 // Spec before sending it.
 type childSpec struct {
 	OCI struct {
-		Process  *specs.Process `json:"process"`
-		Hostname string         `json:"hostname"`
-		Mounts   []specs.Mount  `json:"mounts"`
+		Process  *specs.Process
+		Hostname string
+		Mounts   []specs.Mount
 		Linux    struct {
-			MaskedPaths   []string `json:"maskedPaths"`
-			ReadonlyPaths []string `json:"readonlyPaths"`
-		} `json:"linux"`
-	} `json:"oci"`
-	Symlinks    []spec.Symlink `json:"symlinks"`
-	Interactive bool           `json:"interactive"`
-	Debug       bool           `json:"debug"`
-	Seccomp     []byte         `json:"seccomp"`
-	Rootfs      *spec.Rootfs   `json:"rootfs"`
+			MaskedPaths   []string
+			ReadonlyPaths []string
+		}
+	}
+	Symlinks    []spec.Symlink
+	Interactive bool
+	Debug       bool
+	Seccomp     []byte
+	Rootfs      *spec.Rootfs
 	// Speculative marks the spec of an earlier run, without its process,
 	// that a pre-spawned init builds the root of while it waits for its
 	// own spec (see prebuilt).
-	Speculative bool `json:"speculative,omitempty"`
+	Speculative bool
 	// TimerSlack is the caller's timer slack (ns), which the command gets
 	// back: the init starts with a coarse one (helperTimerSlack).
-	TimerSlack uint64 `json:"timerSlack,omitempty"`
+	TimerSlack uint64
 }
 
 // newChildSpec takes the child's part of a validated Spec.

@@ -24,7 +24,9 @@ const defaultTimerSlack = 50_000
 
 // WithHelperTimerSlack runs start, which forks a helper process, on a
 // thread whose timer slack is helperTimerSlack, so the helper starts with
-// it; the thread's own slack is restored after.
+// it; the thread's own slack is restored after. No other thread of ours
+// inherits it meanwhile: the runtime never clones a new thread from a
+// locked one.
 func WithHelperTimerSlack(start func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
